@@ -1,0 +1,167 @@
+#include "server/data/chunk_record.h"
+
+#include <cstring>
+
+#include "server/data/crc32c_combine.h"
+
+namespace sluice::data {
+namespace {
+
+constexpr uint8_t kRecordFormat = 1;
+constexpr uint8_t kHasCommitted = 1;
+constexpr uint8_t kHasPending = 2;
+
+void PutFixed(std::string* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view d) : d_(d) {}
+  bool Get(uint64_t* v, int bytes) {
+    if (d_.size() < static_cast<size_t>(bytes)) return false;
+    uint64_t x = 0;
+    for (int i = 0; i < bytes; i++) x |= static_cast<uint64_t>(static_cast<uint8_t>(d_[i])) << (8 * i);
+    d_.remove_prefix(bytes);
+    *v = x;
+    return true;
+  }
+  size_t left() const { return d_.size(); }
+
+ private:
+  std::string_view d_;
+};
+
+void EncodeVersion(std::string* out, const ChunkVersion& v) {
+  PutFixed(out, v.version, 8);
+  PutFixed(out, v.length, 4);
+  PutFixed(out, v.crc, 4);
+  PutFixed(out, v.size_class, 1);
+  PutFixed(out, v.slot, 8);
+  PutFixed(out, v.block_crcs.size(), 4);
+  for (uint32_t c : v.block_crcs) PutFixed(out, c, 4);
+}
+
+Status DecodeVersion(Reader* r, ChunkVersion* v, const ChunkId& id) {
+  auto bad = [&](const char* what) {
+    return Status(Code::kCorrupt, "record of " + id.ToString() + ": " + what);
+  };
+  uint64_t version = 0, length = 0, crc = 0, size_class = 0, slot = 0, n = 0;
+  if (!r->Get(&version, 8) || !r->Get(&length, 4) || !r->Get(&crc, 4) ||
+      !r->Get(&size_class, 1) || !r->Get(&slot, 8) || !r->Get(&n, 4)) {
+    return bad("truncated version");
+  }
+  if (length > kMaxChunkSize) return bad("length above the largest chunk size");
+  if (size_class != SizeClassFor(static_cast<uint32_t>(length))) return bad("size class does not fit length");
+  if (n != BlockCount(static_cast<uint32_t>(length))) return bad("block CRC count does not match length");
+  if (r->left() < n * 4) return bad("truncated block CRCs");
+  v->version = version;
+  v->length = static_cast<uint32_t>(length);
+  v->crc = static_cast<uint32_t>(crc);
+  v->size_class = static_cast<uint8_t>(size_class);
+  v->slot = slot;
+  v->block_crcs.resize(n);
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t c = 0;
+    r->Get(&c, 4);
+    v->block_crcs[i] = static_cast<uint32_t>(c);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string ChunkId::ToString() const {
+  return "chunk " + std::to_string(inode) + ":" + std::to_string(index);
+}
+
+uint8_t SizeClassFor(uint32_t length) {
+  if (length == 0) return kNoSlot;
+  for (size_t i = 0; i < kSizeClasses.size(); i++) {
+    if (length <= kSizeClasses[i]) return static_cast<uint8_t>(i);
+  }
+  return kNoSlot;
+}
+
+std::string ChunkKey(const ChunkId& id) {
+  std::string k(kChunkKeySize, '\0');
+  k[0] = 'c';
+  for (int i = 0; i < 8; i++) {
+    k[1 + i] = static_cast<char>((id.inode >> (56 - 8 * i)) & 0xff);
+    k[9 + i] = static_cast<char>((id.index >> (56 - 8 * i)) & 0xff);
+  }
+  return k;
+}
+
+std::string FileKeyPrefix(uint64_t inode) { return ChunkKey({inode, 0}).substr(0, 9); }
+
+Result<ChunkId> DecodeChunkKey(std::string_view key) {
+  if (key.size() != kChunkKeySize || key[0] != 'c') {
+    return Status(Code::kCorrupt, "malformed chunk key of " + std::to_string(key.size()) + " bytes");
+  }
+  ChunkId id;
+  for (int i = 0; i < 8; i++) {
+    id.inode = (id.inode << 8) | static_cast<uint8_t>(key[1 + i]);
+    id.index = (id.index << 8) | static_cast<uint8_t>(key[9 + i]);
+  }
+  return id;
+}
+
+std::string EncodeChunkRecord(const ChunkRecord& record) {
+  std::string out;
+  size_t blocks = (record.committed ? record.committed->block_crcs.size() : 0) +
+                  (record.pending ? record.pending->block_crcs.size() : 0);
+  out.reserve(2 + 2 * 40 + 4 * blocks);
+  out.push_back(static_cast<char>(kRecordFormat));
+  out.push_back(static_cast<char>((record.committed ? kHasCommitted : 0) |
+                                  (record.pending ? kHasPending : 0)));
+  if (record.committed) EncodeVersion(&out, *record.committed);
+  if (record.pending) EncodeVersion(&out, *record.pending);
+  return out;
+}
+
+Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) {
+  Reader r(data);
+  uint64_t format = 0, flags = 0;
+  if (!r.Get(&format, 1) || !r.Get(&flags, 1)) {
+    return Status(Code::kCorrupt, "record of " + id.ToString() + ": truncated header");
+  }
+  if (format != kRecordFormat) {
+    return Status(Code::kCorrupt, "record of " + id.ToString() + ": unknown format " +
+                                      std::to_string(format) + " (this build reads format " +
+                                      std::to_string(kRecordFormat) + ")");
+  }
+  if (flags & ~static_cast<uint64_t>(kHasCommitted | kHasPending)) {
+    return Status(Code::kCorrupt, "record of " + id.ToString() + ": unknown flags");
+  }
+  ChunkRecord rec;
+  if (flags & kHasCommitted) {
+    rec.committed.emplace();
+    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &*rec.committed, id));
+  }
+  if (flags & kHasPending) {
+    rec.pending.emplace();
+    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &*rec.pending, id));
+  }
+  if (r.left() != 0) {
+    return Status(Code::kCorrupt, "record of " + id.ToString() + ": trailing bytes");
+  }
+  if (!rec.committed && !rec.pending) {
+    return Status(Code::kCorrupt, "record of " + id.ToString() + ": holds no version");
+  }
+  return rec;
+}
+
+uint32_t CombineBlockCrcs(const std::vector<uint32_t>& block_crcs, uint32_t length) {
+  static const uint32_t kBlockOp = Crc32cShiftOperator(kBlockSize);
+  uint32_t crc = 0;
+  for (size_t i = 0; i < block_crcs.size(); i++) {
+    uint32_t len = (i + 1 == block_crcs.size()) ? length - static_cast<uint32_t>(i) * kBlockSize
+                                                : kBlockSize;
+    crc = len == kBlockSize ? Crc32cCombineWith(kBlockOp, crc, block_crcs[i])
+                            : Crc32cCombine(crc, block_crcs[i], len);
+  }
+  return crc;
+}
+
+}  // namespace sluice::data
