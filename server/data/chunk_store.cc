@@ -68,6 +68,10 @@ ChunkMeta MetaOf(const ChunkId& id, const ChunkRecord& rec) {
     m.pending_version = rec.pending->version;
     m.pending_length = rec.pending->length;
     m.pending_crc = rec.pending->crc;
+    if (rec.pending->size_class != kNoSlot) {
+      m.pending_slot_class_bytes = kSizeClasses[rec.pending->size_class];
+      m.pending_slot = rec.pending->slot;
+    }
   }
   return m;
 }
@@ -619,14 +623,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
                                            std::to_string(cv)));
         continue;
       }
-      if (u.version == cv && x.rec.committed->crc == u.crc &&
-          x.rec.committed->length == u.data.size() && !x.rec.pending) {
-        x.live = false;
-        x.result.already_applied = true;
-        x.result.meta = MetaOf(u.chunk, x.rec);
-        continue;
-      }
-      nv = u.version;
+      nv = u.version;  // == cv rewrites the chunk: it repairs a corrupt local copy
     } else if (u.version == 0) {
       if (x.rec.pending) {
         fail(i, Status(Code::kBusy, Where(u.chunk) + ": pending v" +

@@ -83,6 +83,8 @@ struct ChunkMeta {
   // slot * slot_class_bytes. 0 when length is 0. For tools and fault tests.
   uint32_t slot_class_bytes = 0;
   uint64_t slot = 0;
+  uint32_t pending_slot_class_bytes = 0;  // same for the pending version
+  uint64_t pending_slot = 0;
 };
 
 // How an update relates to chain replication (see the file comment).
@@ -186,9 +188,10 @@ class ChunkStore {
   // Drops a pending version (a chain update abandoned). Success if absent.
   Status DropPending(const ChunkId& chunk, uint64_t version);
 
-  // Resync: replaces the chunk with committed `version` holding `data`
-  // (crc: CRC32C of data), dropping any pending version. kInvalid if version
-  // is below the committed one; a no-op if equal with the same CRC.
+  // Resync and repair: replaces the chunk with committed `version` holding
+  // `data` (crc: CRC32C of data), dropping any pending version. kInvalid if
+  // `version` is below the committed one; an equal version is rewritten (that
+  // repairs a local copy that scrub or a read found corrupt).
   Result<UpdateResult> Install(const ChunkId& chunk, uint64_t version,
                                std::span<const uint8_t> data, uint32_t crc);
 
