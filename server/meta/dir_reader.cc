@@ -1,0 +1,58 @@
+#include "server/meta/dir_reader.h"
+
+namespace sluice::meta {
+
+namespace {
+
+// Cookie: 4-byte big-endian shard index, then the last name returned there.
+std::string EncodeCookie(uint32_t shard, std::string_view after) {
+  std::string c;
+  for (int i = 3; i >= 0; --i) c.push_back(static_cast<char>((shard >> (8 * i)) & 0xff));
+  c.append(after);
+  return c;
+}
+
+}  // namespace
+
+Result<DirPage> ReadDirAcrossShards(const std::vector<ShardHandle*>& shards, const Caller& caller,
+                                    uint64_t dir, std::string_view cookie, uint32_t max_entries) {
+  const uint32_t n = static_cast<uint32_t>(shards.size());
+  const std::string where = "readdir " + InoString(dir);
+  if (n == 0) return Status(Code::kInvalid, where + ": no shards");
+  if (InodeShard(dir) >= n) return Status(Code::kNotFound, where + ": no such shard");
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr attr, shards[InodeShard(dir)]->GetAttr(dir));
+  if (attr.type() != FILE_TYPE_DIRECTORY) return Status(Code::kNotDir, where + ": not a directory");
+  if (!CheckAccess(attr, caller, kMayRead)) return AccessDenied(attr, caller, kMayRead, "readdir");
+  if (max_entries == 0) max_entries = 1;
+
+  uint32_t shard = 0;
+  std::string after;
+  if (!cookie.empty()) {
+    if (cookie.size() < 4 || cookie.size() > 4 + kMaxNameLen) {
+      return Status(Code::kInvalid, where + ": malformed cookie of " +
+                                        std::to_string(cookie.size()) + " bytes");
+    }
+    shard = 0;
+    for (int i = 0; i < 4; ++i) shard = (shard << 8) | static_cast<unsigned char>(cookie[i]);
+    if (shard > n) return Status(Code::kInvalid, where + ": cookie names shard " + std::to_string(shard));
+    after.assign(cookie.substr(4));
+  }
+  DirPage page;
+  while (shard < n) {
+    uint32_t want = max_entries - static_cast<uint32_t>(page.entries.size());
+    SLUICE_ASSIGN_OR_RETURN(ShardDirPage part, shards[shard]->ReadDirShard(dir, after, want));
+    for (auto& e : part.entries) page.entries.push_back(std::move(e));
+    if (part.more) {
+      page.cookie = EncodeCookie(shard, page.entries.back().name());
+      return page;
+    }
+    ++shard;
+    after.clear();
+    if (page.entries.size() >= max_entries) break;
+  }
+  page.eof = shard >= n;
+  page.cookie = EncodeCookie(shard, {});
+  return page;
+}
+
+}  // namespace sluice::meta
