@@ -1,7 +1,8 @@
 // ChunkStore throughput against fio on the same disk, in the same run.
 //
-//   bench_chunk_store [--dir=/var/tmp] [--size-mb=2048] [--seconds=10]
-//                     [--threads=2] [--batch-1m=8] [--batch-4k=32] [--sync]
+//   bench_chunk_store [--dir=/var/tmp] [--size-mb=2048] [--seconds=5]
+//                     [--threads=2] [--batch-1m=8] [--batch-4k=32] [--repeats=3]
+//                     [--sync]
 //
 // Workloads (fio with --ioengine=io_uring --direct=1 and matching block size
 // and queue depth; the store with `threads` callers each submitting batches
@@ -9,11 +10,13 @@
 //   1 MiB sequential writes of size-mb (fresh 1 MiB chunks / a fresh file)
 //   1 MiB sequential reads of the same
 //   4 KiB random reads over the same data for `seconds`
-// Prints each figure and the ratio store / fio. The store runs without
+// Each round runs every workload on both sides (alternating who goes first);
+// prints every round and the ratio of the medians, store / fio. The store runs without
 // fdatasync per write unless --sync (fio --direct=1 does not fsync either).
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -77,6 +80,12 @@ Figures RunFio(const std::string& args, const char* section) {
   return f;
 }
 
+Figures Median(std::vector<Figures> v) {
+  std::sort(v.begin(), v.end(),
+            [](const Figures& a, const Figures& b) { return a.bytes_per_sec < b.bytes_per_sec; });
+  return v[v.size() / 2];
+}
+
 template <typename Fn>
 void Parallel(int threads, Fn fn) {
   std::vector<std::thread> ts;
@@ -105,7 +114,7 @@ void Print(const char* name, const Figures& fio, const Figures& store, bool iops
 int main(int argc, char** argv) {
   std::string base = "/var/tmp";
   uint64_t size_mb = 2048;
-  int seconds = 10, threads = 2, batch_1m = 8, batch_4k = 32;
+  int seconds = 5, threads = 2, batch_1m = 8, batch_4k = 32, repeats = 3;
   bool sync = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
@@ -119,6 +128,7 @@ int main(int argc, char** argv) {
     else if (auto v = val("--threads=")) threads = std::atoi(v);
     else if (auto v = val("--batch-1m=")) batch_1m = std::atoi(v);
     else if (auto v = val("--batch-4k=")) batch_4k = std::atoi(v);
+    else if (auto v = val("--repeats=")) repeats = std::max(1, std::atoi(v));
     else if (a == "--sync") sync = true;
     else {
       std::fprintf(stderr, "unknown argument %s (see the comment at the top of %s)\n", argv[i],
@@ -154,20 +164,15 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   const std::string common = " --filename=" + fio_file + " --size=" + std::to_string(size_mb) + "M";
 
-  // ---- 1 MiB sequential write
-  Figures fio_w = RunFio("--name=w --rw=write --bs=1M --iodepth=" + std::to_string(qd_1m) +
-                             (sync ? " --fdatasync=1" : "") + common,
-                         "write");
-  Figures st_w;
-  {
-    std::vector<IoBuffer> src;
-    for (int t = 0; t < threads; t++) {
-      src.push_back(store.AllocateBuffer(1 << 20));
-      std::mt19937 rng(t);
-      for (size_t i = 0; i < (1u << 20); i++) src.back().data()[i] = static_cast<uint8_t>(rng());
-    }
-    std::vector<uint32_t> crcs;
-    for (auto& b : src) crcs.push_back(Crc32c(b.data(), 1 << 20));
+  std::vector<IoBuffer> src;
+  std::vector<uint32_t> crcs;
+  for (int t = 0; t < threads; t++) {
+    src.push_back(store.AllocateBuffer(1 << 20));
+    std::mt19937 rng(t);
+    for (size_t i = 0; i < (1u << 20); i++) src.back().data()[i] = static_cast<uint8_t>(rng());
+    crcs.push_back(Crc32c(src.back().data(), 1 << 20));
+  }
+  auto store_write = [&]() {
     std::atomic<uint64_t> next{0};
     double t0 = Now();
     Parallel(threads, [&](int t) {
@@ -188,15 +193,9 @@ int main(int argc, char** argv) {
       }
     });
     double dt = Now() - t0;
-    st_w.bytes_per_sec = chunks * (1 << 20) / dt;
-    st_w.iops = chunks / dt;
-  }
-
-  // ---- 1 MiB sequential read
-  Figures fio_r = RunFio("--name=r --rw=read --bs=1M --iodepth=" + std::to_string(qd_1m) + common,
-                         "read");
-  Figures st_r;
-  {
+    return Figures{chunks * double(1 << 20) / dt, chunks / dt};
+  };
+  auto store_read = [&]() {
     std::atomic<uint64_t> next{0};
     std::atomic<uint64_t> bytes{0};
     double t0 = Now();
@@ -216,21 +215,14 @@ int main(int argc, char** argv) {
       }
     });
     double dt = Now() - t0;
-    st_r.bytes_per_sec = bytes / dt;
-    st_r.iops = chunks / dt;
-  }
-
-  // ---- 4 KiB random read
-  Figures fio_rr = RunFio("--name=rr --rw=randread --bs=4k --iodepth=" + std::to_string(qd_4k) +
-                              " --time_based --runtime=" + std::to_string(seconds) + common,
-                          "read");
-  Figures st_rr;
-  {
+    return Figures{bytes / dt, chunks / dt};
+  };
+  auto store_randread = [&]() {
     std::atomic<uint64_t> ops{0};
     double t0 = Now();
     double deadline = t0 + seconds;
     Parallel(threads, [&](int t) {
-      std::mt19937_64 rng(1000 + t);
+      std::mt19937_64 rng(1000 + t + 7 * ops.load());
       std::vector<ReadRequest> reqs(batch_4k);
       uint64_t mine = 0;
       while (Now() < deadline) {
@@ -250,11 +242,44 @@ int main(int argc, char** argv) {
       ops += mine;
     });
     double dt = Now() - t0;
-    st_rr.iops = ops / dt;
-    st_rr.bytes_per_sec = st_rr.iops * 4096;
-  }
+    return Figures{ops * 4096.0 / dt, ops / dt};
+  };
+  const std::string fio_w_args = "--name=w --rw=write --bs=1M --iodepth=" + std::to_string(qd_1m) +
+                                 (sync ? " --fdatasync=1" : "") + common;
+  const std::string fio_r_args = "--name=r --rw=read --bs=1M --iodepth=" + std::to_string(qd_1m) + common;
+  const std::string fio_rr_args = "--name=rr --rw=randread --bs=4k --iodepth=" +
+                                  std::to_string(qd_4k) + " --time_based --runtime=" +
+                                  std::to_string(seconds) + common;
 
-  std::printf("\n%-26s %18s %18s %8s\n", "workload", "fio io_uring direct", "ChunkStore", "ratio");
+  // Rounds alternate which side goes first; the machine is shared, so each
+  // figure is the median over rounds and every round's pair is printed.
+  std::vector<Figures> fw, sw, fr, sr, frr, srr;
+  for (int round = 0; round < repeats; round++) {
+    bool fio_first = round % 2 == 0;
+    auto pair = [&](auto fio_fn, auto store_fn, std::vector<Figures>& fv, std::vector<Figures>& sv) {
+      if (fio_first) {
+        fv.push_back(fio_fn());
+        sv.push_back(store_fn());
+      } else {
+        sv.push_back(store_fn());
+        fv.push_back(fio_fn());
+      }
+    };
+    // The first round's writes lay out both data sets before any read.
+    pair([&] { return RunFio(fio_w_args, "write"); }, store_write, fw, sw);
+    pair([&] { return RunFio(fio_r_args, "read"); }, store_read, fr, sr);
+    pair([&] { return RunFio(fio_rr_args, "read"); }, store_randread, frr, srr);
+    std::printf("round %d: write %.0f / %.0f MB/s, read %.0f / %.0f MB/s, 4k %.0f / %.0f IOPS "
+                "(fio / store)\n",
+                round + 1, fw.back().bytes_per_sec / 1e6, sw.back().bytes_per_sec / 1e6,
+                fr.back().bytes_per_sec / 1e6, sr.back().bytes_per_sec / 1e6, frr.back().iops,
+                srr.back().iops);
+    std::fflush(stdout);
+  }
+  Figures fio_w = Median(fw), st_w = Median(sw), fio_r = Median(fr), st_r = Median(sr),
+          fio_rr = Median(frr), st_rr = Median(srr);
+
+  std::printf("\nmedian of %d rounds\n%-26s %18s %18s %8s\n", repeats, "workload", "fio io_uring direct", "ChunkStore", "ratio");
   Print(("1 MiB seq write QD" + std::to_string(qd_1m)).c_str(), fio_w, st_w, false, 0.85);
   Print(("1 MiB seq read QD" + std::to_string(qd_1m)).c_str(), fio_r, st_r, false, 0.85);
   Print(("4 KiB rand read QD" + std::to_string(qd_4k)).c_str(), fio_rr, st_rr, true, 0.70);
@@ -264,6 +289,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(s.updates.load()),
               static_cast<unsigned long long>(s.corrupt_reads.load()),
               static_cast<unsigned long long>(s.read_retries.load()));
+  src.clear();  // buffers go back to the store's pool before it closes
   opened = Status(Code::kCancelled, "closed");
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

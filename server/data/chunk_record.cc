@@ -26,6 +26,12 @@ class Reader {
     *v = x;
     return true;
   }
+  bool Take(size_t n, std::string_view* out) {
+    if (d_.size() < n) return false;
+    *out = d_.substr(0, n);
+    d_.remove_prefix(n);
+    return true;
+  }
   size_t left() const { return d_.size(); }
 
  private:
@@ -42,7 +48,7 @@ void EncodeVersion(std::string* out, const ChunkVersion& v) {
   for (uint32_t c : v.block_crcs) PutFixed(out, c, 4);
 }
 
-Status DecodeVersion(Reader* r, ChunkVersion* v, const ChunkId& id) {
+Status DecodeVersion(Reader* r, ChunkVersionView* v, const ChunkId& id) {
   auto bad = [&](const char* what) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": " + what);
   };
@@ -54,18 +60,12 @@ Status DecodeVersion(Reader* r, ChunkVersion* v, const ChunkId& id) {
   if (length > kMaxChunkSize) return bad("length above the largest chunk size");
   if (size_class != SizeClassFor(static_cast<uint32_t>(length))) return bad("size class does not fit length");
   if (n != BlockCount(static_cast<uint32_t>(length))) return bad("block CRC count does not match length");
-  if (r->left() < n * 4) return bad("truncated block CRCs");
+  if (!r->Take(n * 4, &v->block_crc_bytes)) return bad("truncated block CRCs");
   v->version = version;
   v->length = static_cast<uint32_t>(length);
   v->crc = static_cast<uint32_t>(crc);
   v->size_class = static_cast<uint8_t>(size_class);
   v->slot = slot;
-  v->block_crcs.resize(n);
-  for (uint64_t i = 0; i < n; i++) {
-    uint64_t c = 0;
-    r->Get(&c, 4);
-    v->block_crcs[i] = static_cast<uint32_t>(c);
-  }
   return Status::Ok();
 }
 
@@ -120,7 +120,24 @@ std::string EncodeChunkRecord(const ChunkRecord& record) {
   return out;
 }
 
-Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) {
+uint32_t ChunkVersionView::BlockCrc(size_t i) const {
+  const auto* p = reinterpret_cast<const uint8_t*>(block_crc_bytes.data()) + 4 * i;
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+ChunkVersion ChunkVersionView::ToVersion() const {
+  ChunkVersion v;
+  v.version = version;
+  v.length = length;
+  v.crc = crc;
+  v.size_class = size_class;
+  v.slot = slot;
+  v.block_crcs.resize(block_crc_bytes.size() / 4);
+  for (size_t i = 0; i < v.block_crcs.size(); i++) v.block_crcs[i] = BlockCrc(i);
+  return v;
+}
+
+Result<ChunkRecordView> DecodeChunkRecordView(std::string_view data, const ChunkId& id) {
   Reader r(data);
   uint64_t format = 0, flags = 0;
   if (!r.Get(&format, 1) || !r.Get(&flags, 1)) {
@@ -134,21 +151,29 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) 
   if (flags & ~static_cast<uint64_t>(kHasCommitted | kHasPending)) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": unknown flags");
   }
-  ChunkRecord rec;
+  ChunkRecordView rec;
   if (flags & kHasCommitted) {
-    rec.committed.emplace();
-    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &*rec.committed, id));
+    rec.has_committed = true;
+    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &rec.committed, id));
   }
   if (flags & kHasPending) {
-    rec.pending.emplace();
-    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &*rec.pending, id));
+    rec.has_pending = true;
+    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &rec.pending, id));
   }
   if (r.left() != 0) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": trailing bytes");
   }
-  if (!rec.committed && !rec.pending) {
+  if (!rec.has_committed && !rec.has_pending) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": holds no version");
   }
+  return rec;
+}
+
+Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) {
+  SLUICE_ASSIGN_OR_RETURN(ChunkRecordView view, DecodeChunkRecordView(data, id));
+  ChunkRecord rec;
+  if (view.has_committed) rec.committed = view.committed.ToVersion();
+  if (view.has_pending) rec.pending = view.pending.ToVersion();
   return rec;
 }
 

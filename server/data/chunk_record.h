@@ -63,6 +63,25 @@ struct ChunkRecord {
   bool operator==(const ChunkRecord&) const = default;
 };
 
+// A version inside an encoded record, decoded without copying its block CRCs
+// (the read path touches one or two of them). Valid while the encoded bytes are.
+struct ChunkVersionView {
+  uint64_t version = 0;
+  uint32_t length = 0;
+  uint32_t crc = 0;
+  uint8_t size_class = kNoSlot;
+  uint64_t slot = 0;
+  std::string_view block_crc_bytes;  // BlockCount(length) little-endian uint32s
+  uint32_t BlockCrc(size_t i) const;
+  ChunkVersion ToVersion() const;
+};
+struct ChunkRecordView {
+  bool has_committed = false;
+  bool has_pending = false;
+  ChunkVersionView committed;
+  ChunkVersionView pending;
+};
+
 // RocksDB key of a chunk: 'c' + big-endian inode + big-endian index, so the
 // chunks of one file are adjacent and iterate in index order.
 std::string ChunkKey(const ChunkId& id);
@@ -77,6 +96,8 @@ std::string EncodeChunkRecord(const ChunkRecord& record);
 // Treats `data` as hostile: every length and field is checked; a bad record is
 // kCorrupt with a message naming `id`.
 Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id);
+// The same checks, without copying; the view points into `data`.
+Result<ChunkRecordView> DecodeChunkRecordView(std::string_view data, const ChunkId& id);
 
 // CRC32C of a whole version derived from its block CRCs.
 uint32_t CombineBlockCrcs(const std::vector<uint32_t>& block_crcs, uint32_t length);

@@ -339,14 +339,19 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
     keys[i] = ChunkKey(requests[i].chunk);
     slices[i] = keys[i];
   }
-  std::vector<std::string> values(n);
-  std::vector<rocksdb::Status> ss = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
+  // Records are pinned in RocksDB's memtable/cache, not copied.
+  std::vector<rocksdb::PinnableSlice> pinned(n);
+  std::vector<rocksdb::Status> ss(n);
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), n, slices.data(),
+                pinned.data(), ss.data());
+  // Records re-read after a CRC mismatch (a racing update), by request.
+  std::vector<std::string> reread(n);
+  std::vector<bool> use_reread(n, false);
 
   struct Job {
     size_t i;
-    ChunkVersion v;
+    ChunkVersionView v;
     uint64_t a0 = 0, end = 0;  // aligned start, requested end (clamped)
-    int op = -1;
   };
   std::vector<size_t> todo(n);
   for (size_t i = 0; i < n; i++) todo[i] = i;
@@ -367,28 +372,30 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
         r.status = Status(Code::kIo, Where(rq.chunk) + ": read record: " + ss[i].ToString());
         continue;
       }
-      auto rec = DecodeChunkRecord(values[i], rq.chunk);
+      std::string_view raw = use_reread[i] ? std::string_view(reread[i]) : pinned[i].ToStringView();
+      auto rec = DecodeChunkRecordView(raw, rq.chunk);
       if (!rec.ok()) {
         r.status = rec.status().Prefix("target " + std::to_string(options_.target_id));
         continue;
       }
-      if (!rec->committed) {
+      if (!rec->has_committed) {
         r.status = Status(Code::kNotFound, Where(rq.chunk) + ": no committed version (pending v" +
-                                               std::to_string(rec->pending->version) + ")");
+                                               std::to_string(rec->pending.version) + ")");
         continue;
       }
-      const ChunkVersion& v = *rec->committed;
+      const ChunkVersionView& v = rec->committed;
       r.status = Status::Ok();
       r.version = v.version;
       r.chunk_length = v.length;
       r.chunk_crc = v.crc;
-      r.pending_version = rec->pending ? rec->pending->version : 0;
+      r.pending_version = rec->has_pending ? rec->pending.version : 0;
       r.length = 0;
       r.crc = 0;
       r.data = nullptr;
       if (rq.offset >= v.length || rq.length == 0) continue;
       Job j;
       j.i = i;
+      j.v = v;
       j.end = std::min<uint64_t>(uint64_t{rq.offset} + rq.length, v.length);
       j.a0 = rq.offset / kBlockSize * kBlockSize;
       uint64_t a1 = RoundUpToBlock(j.end);
@@ -400,20 +407,19 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
       op.len = static_cast<uint32_t>(a1 - j.a0);
       op.offset = v.slot * kSizeClasses[v.size_class] + j.a0;
       op.fixed = r.buffer.registered();
-      j.op = static_cast<int>(ops.size());
       ops.push_back(op);
-      j.v = std::move(rec->committed.value());
-      jobs.push_back(std::move(j));
+      jobs.push_back(j);
     }
     todo.clear();
     if (!ops.empty()) {
       RingLease ring(this);
       ring->Run(ops);
     }
-    for (Job& j : jobs) {
+    for (size_t k = 0; k < jobs.size(); k++) {
+      const Job& j = jobs[k];
       const ReadRequest& rq = requests[j.i];
       ReadResult& r = out[j.i];
-      const IoOp& op = ops[j.op];
+      const IoOp& op = ops[k];
       if (op.result < 0) {
         r.status = IoError(op.result, Where(rq.chunk) + ": read " +
                                           files_[j.v.size_class]->path + " at " +
@@ -430,7 +436,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
         uint64_t bs = b * kBlockSize;
         uint64_t blen = std::min<uint64_t>(bs + kBlockSize, j.v.length) - bs;
         crcs[b] = Crc32c(r.buffer.data() + (bs - j.a0), blen);
-        if (crcs[b] != j.v.block_crcs[b]) {
+        if (crcs[b] != j.v.BlockCrc(b)) {
           bad = true;
           bad_block = b;
           break;
@@ -441,9 +447,12 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
         // chunk (and reused its slot) after we read the record: look again.
         std::string now;
         rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), keys[j.i], &now);
-        if (attempt + 1 < kReadAttempts && (!rs.ok() || now != values[j.i])) {
+        std::string_view was =
+            use_reread[j.i] ? std::string_view(reread[j.i]) : pinned[j.i].ToStringView();
+        if (attempt + 1 < kReadAttempts && (!rs.ok() || now != was)) {
           stats_.read_retries++;
-          values[j.i] = std::move(now);
+          reread[j.i] = std::move(now);  // (j.v may point into the old string: not used again)
+          use_reread[j.i] = true;
           ss[j.i] = rs;
           r.buffer = IoBuffer();
           todo.push_back(j.i);
