@@ -569,6 +569,10 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     const ChunkVersion* base = nullptr;
     uint32_t keep = 0;  // bytes of base carried into the new version
     IoBuffer buf;
+    // The bytes of the new version: buf, or the caller's data itself when it
+    // replaces the whole chunk from an aligned buffer (no copy).
+    uint8_t* src = nullptr;
+    bool src_registered = false;
     int read_ops[2] = {-1, -1};
     int write_op = -1;
     UpdateResult result;
@@ -673,7 +677,18 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     x.nv.length = static_cast<uint32_t>(new_len);
     x.nv.size_class = SizeClassFor(x.nv.length);
     x.keep = std::min<uint32_t>(base_len, x.nv.length);
-    if (new_len > 0) x.buf = pool_.Allocate(RoundUpToBlock(new_len));
+    const uint64_t ws0 = u.kind == Update::kWrite ? u.offset : 0;
+    const bool direct = u.kind != Update::kTruncate && ws0 == 0 && u.data.size() == new_len &&
+                        new_len % kBlockSize == 0 &&
+                        reinterpret_cast<uintptr_t>(u.data.data()) % kBlockSize == 0;
+    if (direct && new_len > 0) {
+      x.src = const_cast<uint8_t*>(u.data.data());  // only ever read from
+      x.src_registered = pool_.InArena(x.src, new_len);
+    } else if (new_len > 0) {
+      x.buf = pool_.Allocate(RoundUpToBlock(new_len));
+      x.src = x.buf.data();
+      x.src_registered = x.buf.registered();
+    }
     // Base blocks to read: those in [0, keep) that the write does not cover
     // entirely; covered blocks form one run, so at most a prefix and a suffix.
     const uint32_t kb = BlockCount(x.keep);
@@ -704,7 +719,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       x.read_ops[slot] = static_cast<int>(ops.size());
       ops.push_back(op);
     };
-    if (x.base && kb > 0) {
+    if (x.base && kb > 0 && !direct) {
       add_read(0, 0, c0);
       add_read(1, c1, kb);
     }
@@ -753,12 +768,13 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     if (!ok) continue;
     stats_.cow_read_bytes += cow;
     const uint64_t padded = RoundUpToBlock(x.nv.length);
-    if (padded > x.keep) std::memset(x.buf.data() + x.keep, 0, padded - x.keep);
+    const bool copied = x.buf && x.src == x.buf.data();
+    if (copied && padded > x.keep) std::memset(x.buf.data() + x.keep, 0, padded - x.keep);
     uint64_t ws = 0, we = 0;  // bytes written by the client
     if (!u.data.empty()) {
       ws = u.kind == Update::kWrite ? u.offset : 0;
       we = ws + u.data.size();
-      std::memcpy(x.buf.data() + ws, u.data.data(), u.data.size());
+      if (copied) std::memcpy(x.buf.data() + ws, u.data.data(), u.data.size());
     }
     const uint32_t nb = BlockCount(x.nv.length);
     x.nv.block_crcs.resize(nb);
@@ -767,12 +783,12 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       uint64_t be = std::min<uint64_t>(bs + kBlockSize, x.nv.length);
       bool untouched = x.base && !(ws < be && we > bs) &&
                        be <= x.keep && std::min<uint64_t>(bs + kBlockSize, x.base->length) == be;
-      x.nv.block_crcs[b] = untouched ? x.base->block_crcs[b] : Crc32c(x.buf.data() + bs, be - bs);
+      x.nv.block_crcs[b] = untouched ? x.base->block_crcs[b] : Crc32c(x.src + bs, be - bs);
     }
     if (!u.data.empty()) {
       bool aligned = ws % kBlockSize == 0 && (we % kBlockSize == 0 || we == x.nv.length);
       uint32_t got = aligned ? CombineRange(x.nv.block_crcs, ws / kBlockSize, BlockCount(we), we)
-                             : Crc32c(x.buf.data() + ws, we - ws);
+                             : Crc32c(x.src + ws, we - ws);
       if (got != u.crc) {
         stats_.rejected_writes++;
         char buf[96];
@@ -808,10 +824,10 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     IoOp op;
     op.kind = IoOp::kWrite;
     op.file = x.nv.size_class;
-    op.buf = x.buf.data();
+    op.buf = x.src;
     op.len = static_cast<uint32_t>(RoundUpToBlock(x.nv.length));
     op.offset = x.nv.slot * kSizeClasses[x.nv.size_class];
-    op.fixed = x.buf.registered();
+    op.fixed = x.src_registered;
     x.write_op = static_cast<int>(ops.size());
     ops.push_back(op);
     touched[x.nv.size_class] = true;

@@ -170,7 +170,10 @@ class ChunkStore {
   std::vector<ReadResult> BatchRead(std::span<const ReadRequest> requests);
 
   // Writes `data` at `offset` of a chunk (creating it; a gap reads as zeros).
-  // The chunk is rewritten copy-on-write. kCorrupt if req.crc does not match
+  // The chunk is rewritten copy-on-write. A write that replaces the whole
+  // chunk from offset 0 with a multiple of 4 KiB from a 4 KiB-aligned buffer
+  // goes to disk straight from `data` (no copy; registered IO when `data`
+  // lies in buffer_arena()); `data` must not change during the call. kCorrupt if req.crc does not match
   // the bytes; kInvalid if offset + size exceeds chunk_size; see UpdateOptions.
   Result<UpdateResult> Write(const WriteRequest& req);
   // Many writes, batched: one IO submission, one RocksDB write. Results in
@@ -213,9 +216,9 @@ class ChunkStore {
   // itself fails only when it cannot iterate the records.
   Result<ScrubReport> Scrub();
 
-  // A buffer from the registered arena, e.g. for the RPC layer to receive
-  // write payloads by RMA (a write whose data lies in the arena and covers
-  // whole blocks avoids a copy... apart from the merge).
+  // A 4 KiB-aligned buffer, from the registered arena while it lasts: for the
+  // RPC layer to receive write payloads by RMA, so whole-chunk writes go to
+  // disk without a copy. Must be released before the store is destroyed.
   IoBuffer AllocateBuffer(size_t bytes) { return pool_.Allocate(bytes); }
   // The registered arena (to register it with libfabric as well).
   const iovec& buffer_arena() const { return pool_.arena(); }
