@@ -1,7 +1,7 @@
 // ChunkStore throughput against fio on the same disk, in the same run.
 //
 //   bench_chunk_store [--dir=/var/tmp] [--size-mb=2048] [--seconds=5]
-//                     [--threads=2] [--batch-1m=8] [--batch-4k=32] [--repeats=3]
+//                     [--threads=4] [--batch-1m=4] [--batch-4k=16] [--repeats=3]
 //                     [--sync]
 //
 // Workloads (fio with --ioengine=io_uring --direct=1 and matching block size
@@ -114,7 +114,7 @@ void Print(const char* name, const Figures& fio, const Figures& store, bool iops
 int main(int argc, char** argv) {
   std::string base = "/var/tmp";
   uint64_t size_mb = 2048;
-  int seconds = 5, threads = 2, batch_1m = 8, batch_4k = 32, repeats = 3;
+  int seconds = 5, threads = 4, batch_1m = 4, batch_4k = 16, repeats = 3;
   bool sync = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
       if (std::find(chunks.begin(), chunks.end(), c) == chunks.end()) chunks.push_back(c);
     }
     std::vector<std::vector<uint8_t>> datas;
+    std::vector<IoBuffer> aligned;
     std::vector<WriteRequest> writes;
     std::vector<uint32_t> written;
     for (uint32_t c : chunks) {
@@ -84,12 +85,19 @@ int main(int argc, char** argv) {
         if (write(ack, line.data(), line.size()) < 0) return 1;
         continue;
       }
-      datas.emplace_back(u.length);
-      CrashFill(seed, c, v, u.offset, datas.back().data(), u.length);
       WriteRequest w;
+      if (u.offset == 0 && u.length % 4096 == 0) {
+        // Aligned whole-chunk rewrite: from the registered arena, no copy.
+        aligned.push_back(store.AllocateBuffer(u.length));
+        CrashFill(seed, c, v, 0, aligned.back().data(), u.length);
+        w.data = std::span<const uint8_t>(aligned.back().data(), u.length);
+      } else {
+        datas.emplace_back(u.length);
+        CrashFill(seed, c, v, u.offset, datas.back().data(), u.length);
+        w.data = datas.back();
+      }
       w.chunk = {1, c};
       w.offset = u.offset;
-      w.data = datas.back();
       w.crc = Crc32c(w.data.data(), w.data.size());
       w.chunk_size = kCrashChunkSize;
       w.update = opt;

@@ -40,8 +40,9 @@ inline CrashUpdate CrashUpdateFor(uint64_t seed, uint32_t chunk, uint64_t versio
   if (kind < 8) {
     u.truncate = true;
     u.length = r % kCrashChunkSize;
-  } else if (kind < 20) {  // whole rewrite from 0
+  } else if (kind < 20) {  // whole rewrite from 0, half of them block-aligned
     u.length = 1 + r % kCrashChunkSize;
+    if ((r >> 40) & 1) u.length = std::max<uint32_t>(4096, u.length / 4096 * 4096);
   } else {  // partial overwrite anywhere, often unaligned
     u.offset = r % kCrashChunkSize;
     u.length = 1 + Mix(r) % std::min<uint32_t>(kCrashChunkSize - u.offset, 128u << 10);
