@@ -1,0 +1,902 @@
+#include "tools/io500/benchmark.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <numeric>
+
+#include "common/clock.h"
+#include "tools/io500/data_pattern.h"
+#include "tools/io500/progress.h"
+
+namespace sluice::io500 {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string Fmt(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::string HumanBytes(double b) {
+  if (b >= kGiB) return Fmt("%.2f GiB", b / kGiB);
+  if (b >= 1024.0 * 1024) return Fmt("%.1f MiB", b / (1024.0 * 1024));
+  return Fmt("%.0f KiB", b / 1024.0);
+}
+
+// An aligned I/O buffer (O_DIRECT-friendly alignment, not required).
+class Buffer {
+ public:
+  explicit Buffer(size_t len) : len_(len) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 4096, len == 0 ? 1 : len) != 0) std::abort();
+    p_ = static_cast<uint8_t*>(p);
+  }
+  ~Buffer() { std::free(p_); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  uint8_t* data() { return p_; }
+  size_t size() const { return len_; }
+
+ private:
+  uint8_t* p_;
+  size_t len_;
+};
+
+// A deterministic permutation of [0, n): i -> (i * a + c) mod n with gcd(a, n) = 1.
+class Permutation {
+ public:
+  Permutation(uint64_t n, uint64_t seed) : n_(n == 0 ? 1 : n) {
+    a_ = (0x9E3779B97F4A7C15ull ^ seed) % n_;
+    if (a_ == 0) a_ = 1;
+    while (std::gcd(a_, n_) != 1) a_ = (a_ + 1) % n_ == 0 ? 1 : a_ + 1;
+    c_ = (seed * 0x2545F4914F6CDD1Dull) % n_;
+  }
+  uint64_t operator()(uint64_t i) const {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(i) * a_ + c_) % n_);
+  }
+
+ private:
+  uint64_t n_, a_, c_;
+};
+
+std::string VerifyError(const std::string& path, const DataPattern& pat, const uint8_t* buf,
+                        uint64_t buf_offset, uint64_t bad, uint64_t object, int writer) {
+  return Fmt("verify failed: %s offset %" PRIu64 ": expected 0x%02x, read 0x%02x (written by rank %d)",
+             path.c_str(), bad, pat.ExpectedByte(bad, object), buf[bad - buf_offset], writer);
+}
+
+class Run {
+ public:
+  Run(FileSystem* fs, Comm* comm, const Options& opt, const std::string& target)
+      : fs_(fs),
+        comm_(comm),
+        opt_(opt),
+        rank_(comm->rank()),
+        n_(comm->size()),
+        progress_(comm->rank() == 0, opt.progress_interval) {
+    report_.version = kVersion;
+    report_.target = target;
+    report_.backend = fs->Describe();
+    report_.ranks = comm->Describe();
+    report_.nranks = comm->size();
+  }
+
+  Result<RunReport> Execute();
+
+ private:
+  // ---- helpers -----------------------------------------------------------
+  const DataPattern& Pattern(int writer) {
+    auto it = patterns_.find(writer);
+    if (it == patterns_.end()) {
+      it = patterns_.emplace(writer, std::make_unique<DataPattern>(opt_.seed, writer)).first;
+    }
+    return *it->second;
+  }
+  int Neighbour() const { return (rank_ + 1) % n_; }  // IOR -C -Q 1, mdtest -N 1
+  std::string Data(const std::string& rel) const { return run_dir_ + "/datafiles/" + rel; }
+  std::string EasyFile(int r) const { return Data(Fmt("ior-easy/ior_file_easy.%08d", r)); }
+  std::string HardFile() const { return Data("ior-hard/file"); }
+  std::string EasyTree(int r) const {
+    return Data(Fmt("mdtest-easy/test-dir.0-0/mdtest_tree.%d.0", r));
+  }
+  std::string EasyItem(int r, uint64_t i) const {
+    return EasyTree(r) + Fmt("/file.mdtest.%d.%" PRIu64, r, i);
+  }
+  std::string HardDir() const { return Data("mdtest-hard/test-dir.0-0/mdtest_tree.0"); }
+  std::string HardItem(int r, uint64_t i) const {
+    return HardDir() + Fmt("/file.mdtest.%d.%" PRIu64, r, i);
+  }
+
+  // Records the first local error of a phase (later ones are counted only).
+  void Fail(Status* err, const Status& st) {
+    if (!st.ok() && err->ok()) *err = st;
+  }
+
+  Status DropCaches();
+  // Starts a phase: drops caches, barrier, timer.
+  Status BeginPhase(const std::string& name);
+  // Ends a phase: barrier, timer; gathers errors; prints the [RESULT] line.
+  Status EndPhase(PhaseResult* p, const Status& local_err);
+
+  struct LoopOutcome {
+    uint64_t done = 0;         // this rank's count after wear-out
+    uint64_t target = 0;       // the count every rank wore out to (global max)
+    double hit_seconds = 0;    // when this rank stopped for the stonewall
+    uint64_t at_stonewall = 0; // this rank's count when it stopped
+  };
+  // Runs op(0), op(1), ... until `limit` or the stonewall, then (IOR
+  // stoneWallingWearOut / mdtest wear-out) continues until every rank has
+  // done as many as the rank that did most. Collective.
+  Result<LoopOutcome> Stonewalled(uint64_t limit, uint64_t start_ns, Status* err,
+                                  const std::function<Status(uint64_t)>& op);
+  // Fills in the stonewall fields of a write phase (collective).
+  Status RecordStonewall(PhaseResult* p, const LoopOutcome& o);
+
+  Status IorEasyWrite();
+  Status MdtestEasyWrite();
+  Status Timestamp();
+  Status IorHardWrite();
+  Status MdtestHardWrite();
+  Status Find();
+  Status Corrupt();
+  Status IorEasyRead();
+  Status MdtestEasyStat();
+  Status IorHardRead();
+  Status MdtestHardStat();
+  Status MdtestEasyDelete();
+  Status MdtestHardRead();
+  Status MdtestHardDelete();
+  Status IorRnd4kEasyRead();
+
+  FileSystem* fs_;
+  Comm* comm_;
+  Options opt_;
+  int rank_;
+  int n_;
+  Progress progress_;
+  RunReport report_;
+  std::string run_dir_;
+  std::map<int, std::unique_ptr<DataPattern>> patterns_;
+  bool can_drop_ = false;
+  uint64_t phase_start_ns_ = 0;
+  timespec timestamp_{};
+
+  // What the write phases left behind, per rank (equal on all ranks after wear-out).
+  uint64_t easy_transfers_ = 0;
+  uint64_t hard_segments_ = 0;
+  uint64_t md_easy_files_ = 0;
+  uint64_t md_hard_files_ = 0;
+};
+
+Status Run::DropCaches() {
+  if (!can_drop_) return Status::Ok();
+  if (comm_->node_leader()) {
+    ::sync();
+    int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (::write(fd, "3", 1) != 1) {
+        std::fprintf(stderr, "warning: writing /proc/sys/vm/drop_caches failed\n");
+      }
+      ::close(fd);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Run::BeginPhase(const std::string& name) {
+  SLUICE_RETURN_IF_ERROR(DropCaches());
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier().Prefix("before " + name));
+  phase_start_ns_ = NowNanos();
+  return Status::Ok();
+}
+
+Status Run::EndPhase(PhaseResult* p, const Status& local_err) {
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier().Prefix("end of " + p->name));
+  p->seconds = (NowNanos() - phase_start_ns_) / 1e9;
+  p->ran = true;
+  // Every rank learns how many ranks failed; each prints its own message.
+  SLUICE_ASSIGN_OR_RETURN(uint64_t failed, comm_->AllSum(local_err.ok() ? 0 : 1));
+  p->errors = failed;
+  if (!local_err.ok()) {
+    std::fprintf(stderr, "rank %d: [%s] %s\n", rank_, p->name.c_str(),
+                 local_err.ToString().c_str());
+    if (rank_ == 0) p->problems.push_back(local_err.ToString());
+  }
+  if (failed > (local_err.ok() ? 0u : 1u) && rank_ == 0) {
+    p->problems.push_back(Fmt("%" PRIu64 " other rank(s) reported errors (see their stderr)",
+                              failed - (local_err.ok() ? 0 : 1)));
+  }
+  if (failed > 0) p->valid = false;
+  if (p->name.rfind("ior", 0) == 0) {
+    p->score = p->items / p->seconds / kGiB;
+  } else if (p->group != ScoreGroup::kNone) {
+    p->score = p->items / p->seconds / 1000;
+  }
+  if (rank_ == 0) {
+    std::printf("%s %20s %15f %s : time %.3f seconds%s\n",
+                p->group == ScoreGroup::kNone ? "[      ]" : "[RESULT]", p->name.c_str(), p->score,
+                p->name.rfind("ior", 0) == 0 ? "GiB/s" : "kIOPS", p->seconds,
+                failed > 0 ? " [ERRORS]" : "");
+    std::fflush(stdout);
+  }
+  report_.phases.push_back(*p);
+  return Status::Ok();
+}
+
+Result<Run::LoopOutcome> Run::Stonewalled(uint64_t limit, uint64_t start_ns, Status* err,
+                                          const std::function<Status(uint64_t)>& op) {
+  LoopOutcome o;
+  const uint64_t deadline = start_ns + static_cast<uint64_t>(opt_.stonewall_seconds) * 1000000000ull;
+  uint64_t i = 0;
+  while (i < limit && err->ok()) {
+    if (NowNanos() >= deadline) break;
+    Fail(err, op(i));
+    if (!err->ok()) break;
+    ++i;
+    progress_.Tick(i);
+  }
+  o.at_stonewall = i;
+  o.hit_seconds = (NowNanos() - start_ns) / 1e9;
+  SLUICE_ASSIGN_OR_RETURN(o.target, comm_->AllMax(i));
+  if (o.target > i) progress_.WearOut(i, o.target);
+  while (i < o.target && err->ok()) {
+    Fail(err, op(i));
+    if (!err->ok()) break;
+    ++i;
+    progress_.Tick(i);
+  }
+  o.done = i;
+  return o;
+}
+
+Status Run::RecordStonewall(PhaseResult* p, const LoopOutcome& o) {
+  SLUICE_ASSIGN_OR_RETURN(p->stonewall_hit_seconds, comm_->AllMaxDouble(o.hit_seconds));
+  SLUICE_ASSIGN_OR_RETURN(p->items_at_stonewall, comm_->AllSum(o.at_stonewall));
+  return Status::Ok();
+}
+
+// ---- ior-easy ---------------------------------------------------------------
+
+Status Run::IorEasyWrite() {
+  PhaseResult p;
+  p.name = "ior-easy-write";
+  p.group = ScoreGroup::kBandwidth;
+  const uint64_t t = opt_.ior_easy_transfer;
+  const uint64_t limit = opt_.ior_easy_block / t;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  progress_.Begin(p.name,
+                  Fmt("file per process, %s transfers, fsync on close, stonewall %d s",
+                      HumanBytes(t).c_str(), opt_.stonewall_seconds),
+                  limit, opt_.stonewall_seconds, "transfers");
+  Status err;
+  std::string path = EasyFile(rank_);
+  std::unique_ptr<File> f;
+  auto fr = fs_->Open(path, kOpenWrite | kOpenCreate | kOpenTruncate);
+  if (fr.ok()) f = std::move(fr.value()); else Fail(&err, fr.status());
+  Buffer buf(t);
+  const DataPattern& pat = Pattern(rank_);
+  pat.Fill(buf.data(), t, 0, 0);
+  const bool restamp = t % DataPattern::kPeriod == 0;
+  auto op = [&](uint64_t i) -> Status {
+    if (restamp) {
+      pat.Restamp(buf.data(), t, i * t, 0);
+    } else {
+      pat.Fill(buf.data(), t, i * t, 0);
+    }
+    return f->Pwrite(buf.data(), t, i * t).Prefix("ior-easy-write");
+  };
+  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(f ? limit : 0, phase_start_ns_, &err, op));
+  if (f) {
+    if (err.ok()) Fail(&err, f->Fsync().Prefix("ior-easy-write"));
+    Fail(&err, f->Close().Prefix("ior-easy-write"));
+  }
+  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
+  easy_transfers_ = o.target;
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(o.done));
+  p.items = total * t;
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
+  report_.phases.back().detail =
+      Fmt("%" PRIu64 " x %s per rank", o.target, HumanBytes(t).c_str());
+  return Status::Ok();
+}
+
+Status Run::IorEasyRead() {
+  PhaseResult p;
+  p.name = "ior-easy-read";
+  p.group = ScoreGroup::kBandwidth;
+  const uint64_t t = opt_.ior_easy_transfer;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name,
+                  Fmt("each rank reads and verifies the file of rank+1: %" PRIu64 " x %s",
+                      easy_transfers_, HumanBytes(t).c_str()),
+                  easy_transfers_, 0, "transfers");
+  Status err;
+  std::string path = EasyFile(w);
+  const DataPattern& pat = Pattern(w);
+  Buffer buf(t);
+  uint64_t done = 0;
+  auto fr = fs_->Open(path, kOpenRead);
+  if (!fr.ok()) {
+    Fail(&err, fr.status().Prefix("ior-easy-read"));
+  } else {
+    auto& f = fr.value();
+    for (uint64_t i = 0; i < easy_transfers_; ++i) {
+      auto n = f->Pread(buf.data(), t, i * t);
+      if (!n.ok()) { Fail(&err, n.status().Prefix("ior-easy-read")); break; }
+      if (*n != t) {
+        Fail(&err, Status(Code::kIo, Fmt("ior-easy-read: short read of %s at %" PRIu64
+                                         ": %zu of %" PRIu64 " bytes",
+                                         path.c_str(), i * t, *n, t)));
+        break;
+      }
+      if (auto bad = pat.FirstMismatch(buf.data(), t, i * t, 0)) {
+        Fail(&err, Status(Code::kCorrupt, "ior-easy-read: " + VerifyError(path, pat, buf.data(),
+                                                                          i * t, *bad, 0, w)));
+        break;
+      }
+      ++done;
+      progress_.Tick(done);
+    }
+    Fail(&err, f->Close().Prefix("ior-easy-read"));
+  }
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(done));
+  p.items = total * t;
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
+  report_.phases.back().detail = Fmt("%" PRIu64 " x %s per rank", easy_transfers_,
+                                     HumanBytes(t).c_str());
+  return Status::Ok();
+}
+
+Status Run::IorRnd4kEasyRead() {
+  PhaseResult p;
+  p.name = "ior-rnd4K-easy-read";
+  p.group = ScoreGroup::kNone;
+  const uint64_t bs = opt_.rnd4k_size;
+  const uint64_t file_bytes = easy_transfers_ * opt_.ior_easy_transfer;
+  const uint64_t blocks = file_bytes / bs;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name,
+                  Fmt("random %s reads of rank+1's ior-easy file (%" PRIu64
+                      " blocks), stonewall %d s",
+                      HumanBytes(bs).c_str(), blocks, opt_.stonewall_seconds),
+                  blocks, opt_.stonewall_seconds, "reads");
+  Status err;
+  std::string path = EasyFile(w);
+  const DataPattern& pat = Pattern(w);
+  Buffer buf(bs);
+  Permutation perm(blocks, opt_.seed + static_cast<uint64_t>(rank_));
+  std::unique_ptr<File> f;
+  auto fr = fs_->Open(path, kOpenRead);
+  if (fr.ok()) f = std::move(fr.value()); else Fail(&err, fr.status().Prefix(p.name));
+  auto op = [&](uint64_t i) -> Status {
+        uint64_t off = perm(i) * bs;
+        auto n = f->Pread(buf.data(), bs, off);
+        if (!n.ok()) return n.status();
+        if (*n != bs) {
+          return Status(Code::kIo, Fmt("ior-rnd4K-easy-read: short read of %s at %" PRIu64,
+                                       path.c_str(), off));
+        }
+        if (auto bad = pat.FirstMismatch(buf.data(), bs, off, 0)) {
+          return Status(Code::kCorrupt, "ior-rnd4K-easy-read: " +
+                                            VerifyError(path, pat, buf.data(), off, *bad, 0, w));
+        }
+        return Status::Ok();
+  };
+  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(f ? blocks : 0, phase_start_ns_, &err, op));
+  if (f) Fail(&err, f->Close().Prefix(p.name));
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(o.done));
+  p.items = total * bs;
+  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
+  report_.phases.back().detail = Fmt("%" PRIu64 " random reads per rank", o.target);
+  return Status::Ok();
+}
+
+// ---- ior-hard ---------------------------------------------------------------
+
+Status Run::IorHardWrite() {
+  PhaseResult p;
+  p.name = "ior-hard-write";
+  p.group = ScoreGroup::kBandwidth;
+  const uint64_t t = opt_.ior_hard_transfer;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  progress_.Begin(p.name,
+                  Fmt("one shared file, interleaved %" PRIu64 "-byte transfers, stonewall %d s",
+                      t, opt_.stonewall_seconds),
+                  opt_.ior_hard_segments, opt_.stonewall_seconds, "segments");
+  Status err;
+  std::string path = HardFile();
+  std::unique_ptr<File> f;
+  auto fr = fs_->Open(path, kOpenWrite | kOpenCreate);
+  if (fr.ok()) f = std::move(fr.value()); else Fail(&err, fr.status().Prefix(p.name));
+  Buffer buf(t);
+  const DataPattern& pat = Pattern(rank_);
+  auto op = [&](uint64_t s) -> Status {
+    uint64_t off = (s * n_ + rank_) * t;
+    pat.Fill(buf.data(), t, off, 0);
+    return f->Pwrite(buf.data(), t, off).Prefix("ior-hard-write");
+  };
+  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o,
+                          Stonewalled(f ? opt_.ior_hard_segments : 0, phase_start_ns_, &err, op));
+  if (f) {
+    if (err.ok()) Fail(&err, f->Fsync().Prefix(p.name));
+    Fail(&err, f->Close().Prefix(p.name));
+  }
+  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
+  hard_segments_ = o.target;
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(o.done));
+  p.items = total * t;
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
+  report_.phases.back().detail = Fmt("%" PRIu64 " segments of %" PRIu64 " bytes per rank",
+                                     o.target, t);
+  return Status::Ok();
+}
+
+Status Run::IorHardRead() {
+  PhaseResult p;
+  p.name = "ior-hard-read";
+  p.group = ScoreGroup::kBandwidth;
+  const uint64_t t = opt_.ior_hard_transfer;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name,
+                  Fmt("each rank reads and verifies rank+1's %" PRIu64 " segments of %" PRIu64
+                      " bytes",
+                      hard_segments_, t),
+                  hard_segments_, 0, "segments");
+  Status err;
+  std::string path = HardFile();
+  const DataPattern& pat = Pattern(w);
+  Buffer buf(t);
+  uint64_t done = 0;
+  auto fr = fs_->Open(path, kOpenRead);
+  if (!fr.ok()) {
+    Fail(&err, fr.status().Prefix(p.name));
+  } else {
+    auto& f = fr.value();
+    for (uint64_t s = 0; s < hard_segments_; ++s) {
+      uint64_t off = (s * n_ + w) * t;
+      auto n = f->Pread(buf.data(), t, off);
+      if (!n.ok()) { Fail(&err, n.status().Prefix(p.name)); break; }
+      if (*n != t) {
+        Fail(&err, Status(Code::kIo, Fmt("ior-hard-read: short read of %s at %" PRIu64
+                                         ": %zu of %" PRIu64 " bytes",
+                                         path.c_str(), off, *n, t)));
+        break;
+      }
+      if (auto bad = pat.FirstMismatch(buf.data(), t, off, 0)) {
+        Fail(&err, Status(Code::kCorrupt, "ior-hard-read: " +
+                                              VerifyError(path, pat, buf.data(), off, *bad, 0, w)));
+        break;
+      }
+      ++done;
+      progress_.Tick(done);
+    }
+    Fail(&err, f->Close().Prefix(p.name));
+  }
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(done));
+  p.items = total * t;
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
+  report_.phases.back().detail = Fmt("%" PRIu64 " segments per rank", hard_segments_);
+  return Status::Ok();
+}
+
+// ---- mdtest -----------------------------------------------------------------
+
+Status Run::MdtestEasyWrite() {
+  PhaseResult p;
+  p.name = "mdtest-easy-write";
+  p.group = ScoreGroup::kMetadata;
+  // Tree creation is not part of the file-create rate (as in mdtest).
+  Status err;
+  if (rank_ == 0) {
+    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-easy")));
+    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-easy/test-dir.0-0")));
+  }
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier());
+  Fail(&err, fs_->MkdirIfMissing(EasyTree(rank_)));
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  progress_.Begin(p.name,
+                  Fmt("empty files, a directory per rank, stonewall %d s", opt_.stonewall_seconds),
+                  opt_.mdtest_easy_files, opt_.stonewall_seconds, "files");
+  auto op = [&](uint64_t i) -> Status {
+    auto f = fs_->Open(EasyItem(rank_, i), kOpenWrite | kOpenCreate);
+    if (!f.ok()) return f.status();
+    return f.value()->Close();
+  };
+  const uint64_t limit = err.ok() ? opt_.mdtest_easy_files : 0;
+  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(limit, phase_start_ns_, &err, op));
+  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
+  md_easy_files_ = o.target;
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(o.done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  report_.phases.back().detail = Fmt("%" PRIu64 " files per rank", o.target);
+  return Status::Ok();
+}
+
+Status Run::Timestamp() {
+  PhaseResult p;
+  p.name = "timestamp";
+  p.group = ScoreGroup::kNone;
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier());
+  phase_start_ns_ = NowNanos();
+  Status err;
+  std::string path = run_dir_ + "/timestampfile";
+  if (rank_ == 0) {
+    auto f = fs_->Open(path, kOpenWrite | kOpenCreate | kOpenTruncate);
+    if (!f.ok()) Fail(&err, f.status());
+    else Fail(&err, f.value()->Close());
+  }
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier());
+  // Every rank reads the reference time (what find's -newer compares with).
+  auto st = fs_->Stat(path);
+  if (st.ok()) timestamp_ = st->mtime; else Fail(&err, st.status());
+  return EndPhase(&p, err.Prefix(p.name));
+}
+
+Status Run::MdtestHardWrite() {
+  PhaseResult p;
+  p.name = "mdtest-hard-write";
+  p.group = ScoreGroup::kMetadata;
+  const uint64_t sz = opt_.mdtest_hard_bytes;
+  Status err;
+  if (rank_ == 0) {
+    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-hard")));
+    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-hard/test-dir.0-0")));
+    Fail(&err, fs_->MkdirIfMissing(HardDir()));
+  }
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  progress_.Begin(p.name,
+                  Fmt("%" PRIu64 "-byte files in one shared directory, stonewall %d s", sz,
+                      opt_.stonewall_seconds),
+                  opt_.mdtest_hard_files, opt_.stonewall_seconds, "files");
+  Buffer buf(sz);
+  const DataPattern& pat = Pattern(rank_);
+  auto op = [&](uint64_t i) -> Status {
+    auto f = fs_->Open(HardItem(rank_, i), kOpenWrite | kOpenCreate);
+    if (!f.ok()) return f.status();
+    pat.Fill(buf.data(), sz, 0, i);
+    Status st = f.value()->Pwrite(buf.data(), sz, 0);
+    Status cl = f.value()->Close();
+    return st.ok() ? cl : st;
+  };
+  const uint64_t limit = err.ok() ? opt_.mdtest_hard_files : 0;
+  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(limit, phase_start_ns_, &err, op));
+  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
+  md_hard_files_ = o.target;
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(o.done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  report_.phases.back().detail = Fmt("%" PRIu64 " files per rank", o.target);
+  return Status::Ok();
+}
+
+// Runs op(i) for i in [0, count) on every rank, stopping at the first error;
+// returns the rank's count of successful ops.
+uint64_t RunCounted(uint64_t count, Progress* progress, Status* err,
+                    const std::function<Status(uint64_t)>& op) {
+  uint64_t done = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    Status st = op(i);
+    if (!st.ok()) {
+      if (err->ok()) *err = st;
+      break;
+    }
+    ++done;
+    progress->Tick(done);
+  }
+  return done;
+}
+
+Status Run::MdtestEasyStat() {
+  PhaseResult p;
+  p.name = "mdtest-easy-stat";
+  p.group = ScoreGroup::kMetadata;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name, Fmt("stat rank+1's %" PRIu64 " files", md_easy_files_), md_easy_files_,
+                  0, "files");
+  Status err;
+  uint64_t done = RunCounted(md_easy_files_, &progress_, &err, [&](uint64_t i) -> Status {
+    std::string path = EasyItem(w, i);
+    SLUICE_ASSIGN_OR_RETURN(FileStat st, fs_->Stat(path));
+    if (!st.is_regular || st.size != 0) {
+      return Status(Code::kCorrupt, Fmt("stat %s: expected an empty regular file, got size %" PRIu64,
+                                        path.c_str(), st.size));
+    }
+    return Status::Ok();
+  });
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  return Status::Ok();
+}
+
+Status Run::MdtestHardStat() {
+  PhaseResult p;
+  p.name = "mdtest-hard-stat";
+  p.group = ScoreGroup::kMetadata;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name, Fmt("stat rank+1's %" PRIu64 " files", md_hard_files_), md_hard_files_,
+                  0, "files");
+  Status err;
+  uint64_t done = RunCounted(md_hard_files_, &progress_, &err, [&](uint64_t i) -> Status {
+    std::string path = HardItem(w, i);
+    SLUICE_ASSIGN_OR_RETURN(FileStat st, fs_->Stat(path));
+    if (!st.is_regular || st.size != opt_.mdtest_hard_bytes) {
+      return Status(Code::kCorrupt,
+                    Fmt("stat %s: expected a %" PRIu64 "-byte regular file, got size %" PRIu64,
+                        path.c_str(), opt_.mdtest_hard_bytes, st.size));
+    }
+    return Status::Ok();
+  });
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  return Status::Ok();
+}
+
+Status Run::MdtestEasyDelete() {
+  PhaseResult p;
+  p.name = "mdtest-easy-delete";
+  p.group = ScoreGroup::kMetadata;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name, Fmt("unlink rank+1's %" PRIu64 " files", md_easy_files_),
+                  md_easy_files_, 0, "files");
+  Status err;
+  uint64_t done = RunCounted(md_easy_files_, &progress_, &err,
+                             [&](uint64_t i) -> Status { return fs_->Unlink(EasyItem(w, i)); });
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  // Directory removal is not part of the rate (mdtest times it separately).
+  Status st = fs_->Rmdir(EasyTree(rank_));
+  if (!st.ok()) std::fprintf(stderr, "rank %d: cleanup: %s\n", rank_, st.ToString().c_str());
+  return Status::Ok();
+}
+
+Status Run::MdtestHardRead() {
+  PhaseResult p;
+  p.name = "mdtest-hard-read";
+  p.group = ScoreGroup::kMetadata;
+  const uint64_t sz = opt_.mdtest_hard_bytes;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name,
+                  Fmt("open, read and verify %" PRIu64 " bytes of rank+1's %" PRIu64 " files",
+                      sz, md_hard_files_),
+                  md_hard_files_, 0, "files");
+  Status err;
+  Buffer buf(sz + 1);
+  const DataPattern& pat = Pattern(w);
+  uint64_t done = RunCounted(md_hard_files_, &progress_, &err, [&](uint64_t i) -> Status {
+    std::string path = HardItem(w, i);
+    SLUICE_ASSIGN_OR_RETURN(auto f, fs_->Open(path, kOpenRead));
+    auto n = f->Pread(buf.data(), sz, 0);
+    Status cl = f->Close();
+    if (!n.ok()) return n.status();
+    if (*n != sz) {
+      return Status(Code::kIo, Fmt("read %s: got %zu of %" PRIu64 " bytes", path.c_str(), *n, sz));
+    }
+    if (auto bad = pat.FirstMismatch(buf.data(), sz, 0, i)) {
+      return Status(Code::kCorrupt, VerifyError(path, pat, buf.data(), 0, *bad, i, w));
+    }
+    return cl;
+  });
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  return Status::Ok();
+}
+
+Status Run::MdtestHardDelete() {
+  PhaseResult p;
+  p.name = "mdtest-hard-delete";
+  p.group = ScoreGroup::kMetadata;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const int w = Neighbour();
+  progress_.Begin(p.name, Fmt("unlink rank+1's %" PRIu64 " files", md_hard_files_),
+                  md_hard_files_, 0, "files");
+  Status err;
+  uint64_t done = RunCounted(md_hard_files_, &progress_, &err,
+                             [&](uint64_t i) -> Status { return fs_->Unlink(HardItem(w, i)); });
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
+  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  return Status::Ok();
+}
+
+// ---- find -------------------------------------------------------------------
+
+Status Run::Find() {
+  PhaseResult p;
+  p.name = "find";
+  p.group = ScoreGroup::kMetadata;
+  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  progress_.Begin(p.name,
+                  "files newer than the timestamp file, size 3901 bytes, name *01* (rate = "
+                  "entries scanned / time)",
+                  0, 0, "entries");
+  Status err;
+  uint64_t scanned = 0, found = 0;
+  const uint64_t want = opt_.mdtest_hard_bytes;
+  auto newer = [&](const timespec& t) {
+    return t.tv_sec > timestamp_.tv_sec ||
+           (t.tv_sec == timestamp_.tv_sec && t.tv_nsec > timestamp_.tv_nsec);
+  };
+  // Every rank lists every directory; entry k of a directory is examined by
+  // rank k % n (name first, stat only if the name matches, as pfind does).
+  std::vector<std::string> stack{run_dir_ + "/datafiles"};
+  while (!stack.empty() && err.ok()) {
+    std::string dir = stack.back();
+    stack.pop_back();
+    auto entries = fs_->ReadDir(dir);
+    if (!entries.ok()) { Fail(&err, entries.status()); break; }
+    uint64_t k = 0;
+    for (const auto& e : entries.value()) {
+      std::string path = dir + "/" + e.name;
+      bool is_dir = e.type == DirEntry::Type::kDir;
+      if (e.type == DirEntry::Type::kUnknown) {
+        auto st = fs_->Stat(path);
+        if (!st.ok()) { Fail(&err, st.status()); break; }
+        is_dir = st->is_dir;
+      }
+      if (is_dir) stack.push_back(path);
+      if (static_cast<int>(k++ % n_) != rank_) continue;
+      ++scanned;
+      progress_.Tick(scanned);
+      if (is_dir || e.name.find("01") == std::string::npos) continue;
+      auto st = fs_->Stat(path);
+      if (!st.ok()) { Fail(&err, st.status()); break; }
+      if (st->is_regular && st->size == want && newer(st->mtime)) ++found;
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(scanned));
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total_found, comm_->AllSum(found));
+  p.detail = Fmt("found %" PRIu64 " of %" PRIu64 " entries", total_found, p.items);
+  if (total_found == 0) {
+    p.problems.push_back("find found no file, which is likely invalid (as the official tool says)");
+  }
+  return EndPhase(&p, err.Prefix(p.name));
+}
+
+// ---- test hook --------------------------------------------------------------
+
+Status Run::Corrupt() {
+  Status err;
+  if (rank_ == 0 && !opt_.corrupt.empty()) {
+    std::string path;
+    uint64_t off = 0;
+    if (opt_.corrupt == "ior-easy") {
+      path = EasyFile(0);
+      off = std::min<uint64_t>(12345, easy_transfers_ * opt_.ior_easy_transfer - 1);
+    } else if (opt_.corrupt == "ior-hard") {
+      path = HardFile();
+      off = 12345 % opt_.ior_hard_transfer;  // inside rank 0's first segment
+    } else if (opt_.corrupt == "mdtest-hard") {
+      path = HardItem(0, 0);
+      off = 100 % opt_.mdtest_hard_bytes;
+    } else {
+      err = Status(Code::kInvalid, "unknown --test-corrupt data set '" + opt_.corrupt + "'");
+    }
+    if (err.ok()) {
+      auto f = fs_->Open(path, kOpenRead | kOpenWrite);
+      if (!f.ok()) {
+        err = f.status();
+      } else {
+        uint8_t b = 0;
+        auto n = f.value()->Pread(&b, 1, off);
+        if (!n.ok() || *n != 1) {
+          err = n.ok() ? Status(Code::kIo, "test hook: nothing to corrupt in " + path) : n.status();
+        } else {
+          b ^= 0x5a;
+          err = f.value()->Pwrite(&b, 1, off);
+          if (err.ok()) err = f.value()->Close();
+          std::fprintf(stderr, "[test-hook] changed byte %" PRIu64 " of %s\n", off, path.c_str());
+        }
+      }
+    }
+  }
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier());
+  if (!err.ok()) report_.problems.push_back("test hook: " + err.ToString());
+  return Status::Ok();
+}
+
+// ---- the run ----------------------------------------------------------------
+
+Result<RunReport> Run::Execute() {
+  // Everyone agrees on the start time (directory name) and the data seed.
+  uint64_t now = static_cast<uint64_t>(std::time(nullptr));
+  SLUICE_ASSIGN_OR_RETURN(auto times, comm_->AllGather(now));
+  const uint64_t start = times[0];
+  if (opt_.seed == 0) opt_.seed = start * 2654435761ull + 271;
+  report_.options = opt_;
+  {
+    time_t t = static_cast<time_t>(start);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    report_.start_time = buf;
+    std::strftime(buf, sizeof(buf), "%Y.%m.%d-%H.%M.%S", &tm);
+    run_dir_ = std::string("sluice-io500.") + buf;
+  }
+  // Page-cache dropping: only where we may.
+  if (!opt_.drop_caches) {
+    report_.drop_caches = "no (disabled by --no-drop-caches)";
+  } else if (::access("/proc/sys/vm/drop_caches", W_OK) == 0) {
+    can_drop_ = true;
+    report_.drop_caches = "yes (sync + echo 3 > /proc/sys/vm/drop_caches before every phase)";
+  } else {
+    report_.drop_caches = "no (/proc/sys/vm/drop_caches is not writable: run as root to drop)";
+  }
+  SLUICE_ASSIGN_OR_RETURN(uint64_t all_can, comm_->AllMin(can_drop_ ? 1 : 0));
+  if (can_drop_ && all_can == 0) report_.drop_caches += "; not permitted on every node";
+
+  Status setup;
+  if (rank_ == 0) {
+    setup = fs_->Mkdir(run_dir_);
+    if (setup.ok()) setup = fs_->Mkdir(run_dir_ + "/datafiles");
+    if (setup.ok()) setup = fs_->Mkdir(run_dir_ + "/datafiles/ior-easy");
+    if (setup.ok()) setup = fs_->Mkdir(run_dir_ + "/datafiles/ior-hard");
+  }
+  SLUICE_ASSIGN_OR_RETURN(uint64_t setup_failed, comm_->AllMax(setup.ok() ? 0 : 1));
+  if (setup_failed) {
+    return setup.ok() ? Status(Code::kIo, "rank 0 could not create the run directory")
+                      : setup.Prefix("creating the run directory on " + fs_->Describe());
+  }
+  if (rank_ == 0) {
+    std::printf("IO500 version %s (standard)\n", kVersion);
+    std::printf("; target %s (%s), %s, drop caches: %s\n", report_.target.c_str(),
+                report_.backend.c_str(), report_.ranks.c_str(), report_.drop_caches.c_str());
+    std::fflush(stdout);
+  }
+
+  SLUICE_RETURN_IF_ERROR(IorEasyWrite());
+  SLUICE_RETURN_IF_ERROR(MdtestEasyWrite());
+  SLUICE_RETURN_IF_ERROR(Timestamp());
+  SLUICE_RETURN_IF_ERROR(IorHardWrite());
+  SLUICE_RETURN_IF_ERROR(MdtestHardWrite());
+  SLUICE_RETURN_IF_ERROR(Find());
+  SLUICE_RETURN_IF_ERROR(Corrupt());
+  SLUICE_RETURN_IF_ERROR(IorEasyRead());
+  SLUICE_RETURN_IF_ERROR(MdtestEasyStat());
+  SLUICE_RETURN_IF_ERROR(IorHardRead());
+  SLUICE_RETURN_IF_ERROR(MdtestHardStat());
+  SLUICE_RETURN_IF_ERROR(MdtestEasyDelete());
+  SLUICE_RETURN_IF_ERROR(MdtestHardRead());
+  SLUICE_RETURN_IF_ERROR(MdtestHardDelete());
+  if (opt_.run_rnd4k) SLUICE_RETURN_IF_ERROR(IorRnd4kEasyRead());
+
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier());
+  if (rank_ == 0 && !opt_.keep_files) {
+    Status st = fs_->RemoveTree(run_dir_);
+    if (!st.ok()) std::fprintf(stderr, "cleanup of %s: %s\n", run_dir_.c_str(), st.ToString().c_str());
+  }
+  SLUICE_RETURN_IF_ERROR(comm_->Barrier());
+  FinalizeReport(&report_);
+  return report_;
+}
+
+}  // namespace
+
+Result<RunReport> RunBenchmark(FileSystem* fs, Comm* comm, const Options& options,
+                               const std::string& target_name) {
+  Run run(fs, comm, options, target_name);
+  return run.Execute();
+}
+
+}  // namespace sluice::io500
