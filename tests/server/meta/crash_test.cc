@@ -1,0 +1,183 @@
+// kill -9 in the middle of cross-shard rename and rmdir: for every step k of
+// the two-phase commit, a driver process runs the operation over 3 on-disk
+// shards and SIGKILLs itself after step k; this test then reopens the
+// shards, runs recovery and checks the namespace is exactly the old one
+// (killed before the commit point) or exactly the new one (at or after it).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/server/meta/crash_scenarios.h"
+
+namespace sluice::meta {
+namespace {
+
+using testing::CrashNames;
+using testing::MetaCluster;
+using testing::Root;
+
+// Runs the driver; returns the wait status.
+int RunDriver(const std::string& dir, const std::string& scenario, int k) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(META_CRASH_DRIVER, META_CRASH_DRIVER, dir.c_str(), scenario.c_str(),
+          std::to_string(k).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+uint64_t InoOr0(ShardRouter& ns, uint64_t parent, const std::string& name) {
+  auto r = ns.Lookup(Root(), parent, name);
+  return r.ok() ? r->ino() : 0;
+}
+
+void CheckRenameDir(MetaCluster& c, const CrashNames& n, bool done, uint64_t moved) {
+  ShardRouter& ns = c.ns();
+  if (!done) {
+    EXPECT_EQ(InoOr0(ns, n.a, n.dir_src), moved);
+    EXPECT_EQ(InoOr0(ns, n.b, n.dir_dst), 0u);
+  } else {
+    EXPECT_EQ(InoOr0(ns, n.a, n.dir_src), 0u);
+    EXPECT_EQ(InoOr0(ns, n.b, n.dir_dst), moved);
+  }
+  auto attr = ns.GetAttr(moved);
+  ASSERT_OK(attr);
+  EXPECT_EQ(attr->parent(), done ? n.b : n.a) << "parent pointer disagrees with the dentry";
+  EXPECT_NE(InoOr0(ns, moved, "child"), 0u);
+}
+
+void CheckRenameReplace(MetaCluster& c, const CrashNames& n, bool done, uint64_t f, uint64_t h) {
+  ShardRouter& ns = c.ns();
+  auto hattr = ns.GetAttr(h);
+  ASSERT_OK(hattr);
+  EXPECT_EQ(InoOr0(ns, n.c, n.h), h);
+  if (!done) {
+    EXPECT_EQ(InoOr0(ns, n.a, n.f_src), f);
+    EXPECT_EQ(InoOr0(ns, n.b, n.g_dst), h);
+    EXPECT_EQ(hattr->nlink(), 2u);
+  } else {
+    EXPECT_EQ(InoOr0(ns, n.a, n.f_src), 0u);
+    EXPECT_EQ(InoOr0(ns, n.b, n.g_dst), f);
+    EXPECT_EQ(hattr->nlink(), 1u);
+  }
+}
+
+void CheckRmdir(MetaCluster& c, const CrashNames& n, bool done, uint64_t e) {
+  ShardRouter& ns = c.ns();
+  if (!done) {
+    EXPECT_EQ(InoOr0(ns, n.a, n.e), e);
+    ASSERT_OK(ns.GetAttr(e));
+    // Not fenced any more: entries can be added on every shard.
+    for (int i = 0; i < 6; ++i) EXPECT_OK(ns.Create(Root(), e, "x" + std::to_string(i), 0644, true));
+  } else {
+    EXPECT_EQ(InoOr0(ns, n.a, n.e), 0u);
+    EXPECT_CODE(ns.GetAttr(e), kNotFound);
+    for (int i = 0; i < 6; ++i) EXPECT_CODE(ns.Create(Root(), e, "x" + std::to_string(i), 0644, true), kNotFound);
+  }
+}
+
+class CrashTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CrashTest, KillAtEveryStep) {
+  const std::string scenario = GetParam();
+  const int participants = static_cast<int>(testing::CrashParticipants(scenario));
+  const int commit_point = participants + 2;
+  const int last_step = 2 * participants + 3;
+  // k = last_step + 1: never killed (the driver completes).
+  for (int k = 1; k <= last_step + 1; ++k) {
+    SCOPED_TRACE(scenario + " killed after step " + std::to_string(k));
+    std::string dir = testing::MakeTempDir("crash");
+    CrashNames names;
+    uint64_t moved = 0, f = 0, h = 0, e = 0;
+    uint64_t inodes_before = 0;
+    {
+      MetaCluster c(dir, testing::kCrashShards);
+      ASSERT_OK(testing::SetupCrashNamespace(c.ns()));
+      auto n = testing::ResolveNames(c.ns());
+      ASSERT_OK(n);
+      names = n.value();
+      moved = InoOr0(c.ns(), names.a, names.dir_src);
+      f = InoOr0(c.ns(), names.a, names.f_src);
+      h = InoOr0(c.ns(), names.c, names.h);
+      e = InoOr0(c.ns(), names.a, names.e);
+      auto fs = c.ns().StatFs();
+      ASSERT_OK(fs);
+      inodes_before = fs->inodes;
+    }
+    int status = RunDriver(dir, scenario, k);
+    if (k <= last_step) {
+      ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+          << "driver was not killed (status " << status << ")";
+    } else {
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "driver status " << status;
+    }
+    {
+      MetaCluster c(dir, testing::kCrashShards);
+      // Before recovery the participants killed between the phases still hold their prepare.
+      ASSERT_OK(c.coordinator().Recover());
+      for (uint32_t s = 0; s < testing::kCrashShards; ++s) {
+        EXPECT_TRUE(c.store(s).PreparedTxns().empty()) << "shard " << s << " still prepared";
+      }
+      auto intents = c.store(0).ListIntents();
+      ASSERT_OK(intents);
+      EXPECT_TRUE(intents->empty());
+      const bool done = k >= commit_point;
+      auto fs = c.ns().StatFs();
+      ASSERT_OK(fs);
+      if (scenario == "rename_dir") {
+        CheckRenameDir(c, names, done, moved);
+        EXPECT_EQ(fs->inodes, inodes_before);
+      } else if (scenario == "rename_replace") {
+        CheckRenameReplace(c, names, done, f, h);
+        EXPECT_EQ(fs->inodes, inodes_before);
+      } else {
+        EXPECT_EQ(fs->inodes, inodes_before - (done ? 1 : 0));
+        CheckRmdir(c, names, done, e);
+      }
+      // Nothing is left held: a further cross-shard change goes through.
+      EXPECT_OK(c.ns().Rename(Root(), names.b, names.g_dst, names.c, "after"));
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Scenarios, CrashTest,
+                         ::testing::Values("rename_dir", "rename_replace", "rmdir"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// Recovery with a participant restarted alone: the coordinator stays up,
+// one shard dies after preparing; the others still hold their keys (kBusy)
+// until the coordinator resolves the transaction.
+TEST(CrashTest, PreparedKeysStayHeldUntilDecided) {
+  std::string dir = testing::MakeTempDir("held");
+  {
+    MetaCluster c(dir, testing::kCrashShards);
+    ASSERT_OK(testing::SetupCrashNamespace(c.ns()));
+    auto n = testing::ResolveNames(c.ns());
+    ASSERT_OK(n);
+    // Prepare by hand on shard 1 only (as if the coordinator died after it).
+    auto f = c.ns().Lookup(Root(), n->a, n->f_src);
+    ASSERT_OK(f);
+    TxnPrepareRecord rec;
+    rec.set_txid(777);
+    rec.set_coordinator_shard(0);
+    TxnOp* op = rec.add_ops();
+    op->set_kind(TxnOp::DELETE_DENTRY);
+    op->set_parent(n->a);
+    op->set_name(n->f_src);
+    op->set_expect_ino(f->ino());
+    ASSERT_OK(c.store(1).TxnPrepare(rec));
+    ASSERT_OK(c.Reopen());  // no intent on shard 0: recovery does not know 777
+    EXPECT_EQ(c.store(1).PreparedTxns(), std::vector<uint64_t>{777});
+    EXPECT_CODE(c.handle(1)->Unlink(Root(), n->a, n->f_src), kBusy);
+    ASSERT_OK(c.store(1).TxnDecide(777, false));
+    EXPECT_OK(c.ns().Unlink(Root(), n->a, n->f_src));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace sluice::meta
