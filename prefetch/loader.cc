@@ -1,6 +1,7 @@
 #include "prefetch/loader.h"
 
 #include <cstring>
+#include <optional>
 
 #include "common/clock.h"
 #include "prefetch/worker_pool.h"
@@ -270,53 +271,47 @@ OrderState Loader::state() const {
   return s;
 }
 
-void Loader::Restart(uint64_t global_step) {
+void Loader::Restart(uint64_t global_step, const std::function<void()>& while_idle) {
   std::unique_lock<std::mutex> l(mu_);
-  generation_++;
-  ready_.clear();
-  // Let in-flight reads drain so the memory bound holds across a restart.
+  generation_++;                          // in-flight results will be dropped
+  next_issue_ = next_deliver_ + opt_.depth;  // and no new step is issued meanwhile
+  // Let in-flight reads drain so the memory bound holds across a restart and
+  // nothing reads the order while it changes.
   cv_.wait(l, [&] { return inflight_ == 0; });
   ready_.clear();
+  if (while_idle) while_idle();
   next_issue_ = next_deliver_ = global_step;
   l.unlock();
   cv_.notify_all();
 }
 
 Status Loader::LoadState(const OrderState& state) {
+  std::optional<SampleOrder> reseeded;
+  const SampleOrder* order = &order_;
   if (state.seed != order_.options().seed) {
     OrderOptions oo = order_.options();
     oo.seed = state.seed;
-    SLUICE_ASSIGN_OR_RETURN(SampleOrder reseeded, SampleOrder::Create(order_.num_samples(), oo));
-    // Validate before switching so a bad state leaves the loader unchanged.
-    SLUICE_ASSIGN_OR_RETURN(OrderCursor c, OrderCursor::Create(&reseeded, opt_.rank, opt_.world));
-    SLUICE_RETURN_IF_ERROR(c.Load(state));
-    std::unique_lock<std::mutex> l(mu_);
-    generation_++;
-    cv_.wait(l, [&] { return inflight_ == 0; });
-    // No I/O thread reads order_ while none is in flight and the window is
-    // full: block issuing by pinning next_issue_ ahead of next_deliver_.
-    next_deliver_ = 0;
-    next_issue_ = opt_.depth;
-    order_ = std::move(reseeded);
-    opt_.seed = state.seed;
-  } else {
-    SLUICE_ASSIGN_OR_RETURN(OrderCursor c, OrderCursor::Create(&order_, opt_.rank, opt_.world));
-    SLUICE_RETURN_IF_ERROR(c.Load(state));
+    SLUICE_ASSIGN_OR_RETURN(SampleOrder o, SampleOrder::Create(order_.num_samples(), oo));
+    reseeded.emplace(std::move(o));
+    order = &*reseeded;
   }
-  {
-    std::lock_guard<std::mutex> l(mu_);
+  // Validate before touching anything, so a bad state leaves the loader as it was.
+  SLUICE_ASSIGN_OR_RETURN(OrderCursor c, OrderCursor::Create(order, opt_.rank, opt_.world));
+  SLUICE_RETURN_IF_ERROR(c.Load(state));
+  const uint64_t gstep =
+      state.epoch * order->steps_per_epoch() + state.consumed / order->options().global_batch;
+  Restart(gstep, [&] {
+    if (reseeded) {
+      order_ = std::move(*reseeded);
+      opt_.seed = state.seed;
+    }
     deliver_epoch_ = state.epoch;
-  }
-  Restart(state.epoch * order_.steps_per_epoch() + state.consumed / order_.options().global_batch);
+  });
   return Status::Ok();
 }
 
 Status Loader::SetEpoch(uint64_t epoch) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    deliver_epoch_ = epoch;
-  }
-  Restart(epoch * order_.steps_per_epoch());
+  Restart(epoch * order_.steps_per_epoch(), [&] { deliver_epoch_ = epoch; });
   return Status::Ok();
 }
 

@@ -132,7 +132,9 @@ class Loader {
   Loader(std::shared_ptr<const Dataset> dataset, const LoaderOptions& options, SampleOrder order,
          uint64_t batch_size);
   Status Start();
-  void Restart(uint64_t global_step);
+  // Drops prefetched and in-flight work, runs `while_idle` under the lock
+  // with no I/O in flight, then continues from `global_step`.
+  void Restart(uint64_t global_step, const std::function<void()>& while_idle);
   void IoLoop(SampleReader* reader);
   void BuildAndRead(SampleReader* reader, uint64_t gstep, std::shared_ptr<Batch>* out, Status* st);
   void Decode(std::shared_ptr<Batch> batch, Status* st);

@@ -47,6 +47,9 @@ class UringSampleReader final : public SampleReader {
             reqs[i].status = Status::FromErrno(errno, "open '" + files_[reqs[i].file] + "'");
             continue;
           }
+          // Shards are read at random offsets: the kernel's readahead (often
+          // megabytes) would read data no one asked for.
+          posix_fadvise(cached, 0, 0, POSIX_FADV_RANDOM);
         }
         fd[i] = cached;
       }

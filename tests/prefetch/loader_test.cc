@@ -239,6 +239,31 @@ TEST_F(LoaderTest, ReadsAheadOnlyDepthBatches) {
   EXPECT_EQ(calls.load(), 4);
 }
 
+TEST_F(LoaderTest, SetEpochDropsPrefetchAndJumps) {
+  auto ds = Open("packed");
+  LoaderOptions o;
+  o.batch_size = 10;
+  o.seed = 21;
+  o.depth = 5;
+  auto l = Loader::Create(ds, o);
+  for (int i = 0; i < 3; i++) ASSERT_TRUE((*l)->Next().ok());
+  ASSERT_TRUE((*l)->SetEpoch(5).ok());
+  OrderOptions oo;
+  oo.seed = 21;
+  oo.global_batch = 10;
+  auto order = SampleOrder::Create(212, oo);
+  for (uint64_t s = 0; s < 4; s++) {
+    auto b = (*l)->Next();
+    ASSERT_TRUE(b.ok() && *b);
+    EXPECT_EQ((*b)->epoch, 5u);
+    EXPECT_EQ((*b)->step, s);
+    auto want = order->RankBatch(5, s, 0, 1);
+    for (size_t i = 0; i < want->size(); i++) EXPECT_EQ((*b)->samples[i].index, (*want)[i].sample);
+  }
+  EXPECT_EQ((*l)->state().epoch, 5u);
+  EXPECT_EQ((*l)->state().consumed, 40u);
+}
+
 TEST_F(LoaderTest, TransformRunsOnEverySample) {
   auto ds = Open("packed");
   LoaderOptions o;

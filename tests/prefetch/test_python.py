@@ -193,6 +193,30 @@ class PythonApiTest(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_pack_from_list_and_missing_file(self):
+        d = tempfile.mkdtemp(prefix="sluice-pytest-list-")
+        try:
+            files = sorted(os.listdir(f"{self.dir}/imgs/c3"))[:5]
+            with open(f"{d}/list.txt", "w") as f:
+                for i, name in enumerate(files):
+                    f.write(f"{self.dir}/imgs/c3/{name}\t{10 + i}\n")
+            subprocess.run([f"{BIN}/sluice-pack", "--list", f"{d}/list.txt", "--out", f"{d}/p"], check=True,
+                           stdout=subprocess.DEVNULL)
+            ds = sluice.Dataset(f"{d}/p")
+            self.assertEqual(len(ds), 5)
+            self.assertEqual([ds.label(i) for i in range(5)], [10, 11, 12, 13, 14])
+            b = sluice.Loader(ds, batch_size=5, shuffle=False).next()
+            np.testing.assert_array_equal(b.sample(4), np.fromfile(f"{self.dir}/imgs/c3/{files[4]}", dtype=np.uint8))
+            with open(f"{d}/list.txt", "a") as f:
+                f.write(f"{d}/missing.bin\t1\n")
+            r = subprocess.run([f"{BIN}/sluice-pack", "--list", f"{d}/list.txt", "--out", f"{d}/q"],
+                               capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("sample 5", r.stderr)
+            self.assertIn("missing.bin", r.stderr)
+        finally:
+            shutil.rmtree(d)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
