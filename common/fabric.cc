@@ -1,0 +1,370 @@
+#include "common/fabric.h"
+
+#include <rdma/fi_cm.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_eq.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace sluice::net {
+namespace {
+
+constexpr uint32_t kFabricVersion = FI_VERSION(1, 9);
+constexpr uint64_t kMrMode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
+constexpr uint64_t kCaps = FI_MSG | FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ |
+                           FI_REMOTE_WRITE | FI_SEND | FI_RECV;
+
+std::string FiError(const char* what, int rc) {
+  return std::string(what) + ": " + fi_strerror(rc < 0 ? -rc : rc);
+}
+
+Code FiCode(int err) {
+  switch (err) {
+    case FI_ECANCELED: return Code::kCancelled;
+    case FI_ETIMEDOUT: return Code::kTimeout;
+    case FI_EAGAIN: return Code::kBusy;
+    case FI_ETRUNC:
+    case FI_EMSGSIZE: return Code::kTooBig;
+    default: return Code::kUnavailable;
+  }
+}
+
+fi_info* MakeHints(const std::string& prov) {
+  fi_info* hints = fi_allocinfo();
+  hints->caps = kCaps;
+  hints->mode = FI_CONTEXT | FI_CONTEXT2;
+  hints->ep_attr->type = FI_EP_RDM;
+  hints->domain_attr->mr_mode = kMrMode;
+  hints->domain_attr->threading = FI_THREAD_SAFE;
+  hints->domain_attr->av_type = FI_AV_TABLE;
+  hints->fabric_attr->prov_name = strdup(prov.c_str());
+  return hints;
+}
+
+// shm has no ports: a server's "host:port" becomes a stable local name.
+bool IsShm(const std::string& prov) { return prov == "shm"; }
+std::string ShmName(const std::string& host, uint16_t port) {
+  return "sluice_" + (host.empty() ? std::string("local") : host) + "_" + std::to_string(port);
+}
+
+}  // namespace
+
+std::string ProviderFor(const std::string& configured) {
+  if (configured != "tcp") return configured;
+  // libfabric >= 1.18's "tcp" provider has native RDM endpoints; 1.17 calls it "net".
+  fi_info* hints = MakeHints("tcp");
+  fi_info* info = nullptr;
+  int rc = fi_getinfo(kFabricVersion, nullptr, nullptr, 0, hints, &info);
+  bool native = false;
+  for (fi_info* i = info; rc == 0 && i; i = i->next) {
+    if (std::strcmp(i->fabric_attr->prov_name, "tcp") == 0) native = true;
+  }
+  if (info) fi_freeinfo(info);
+  fi_freeinfo(hints);
+  return native ? "tcp" : "net";
+}
+
+std::vector<std::string> AvailableProviders() {
+  std::vector<std::string> out;
+  for (const char* p : {"tcp", "tcp;ofi_rxm", "shm", "verbs;ofi_rxm"}) {
+    fi_info* hints = MakeHints(ProviderFor(p));
+    fi_info* info = nullptr;
+    if (fi_getinfo(kFabricVersion, nullptr, nullptr, 0, hints, &info) == 0 && info) out.push_back(p);
+    if (info) fi_freeinfo(info);
+    fi_freeinfo(hints);
+  }
+  return out;
+}
+
+// ---- MemoryRegion ----
+
+MemoryRegion::MemoryRegion(fid_mr* mr, void* addr, size_t len, bool virt_addr)
+    : mr_(mr), addr_(addr), len_(len), virt_addr_(virt_addr) {}
+
+MemoryRegion::~MemoryRegion() {
+  if (mr_) fi_close(&mr_->fid);
+}
+
+MemoryRegion& MemoryRegion::operator=(MemoryRegion&& o) noexcept {
+  if (this != &o) {
+    if (mr_) fi_close(&mr_->fid);
+    mr_ = o.mr_;
+    addr_ = o.addr_;
+    len_ = o.len_;
+    virt_addr_ = o.virt_addr_;
+    o.mr_ = nullptr;
+    o.addr_ = nullptr;
+    o.len_ = 0;
+  }
+  return *this;
+}
+
+void* MemoryRegion::desc() const { return mr_ ? fi_mr_desc(mr_) : nullptr; }
+uint64_t MemoryRegion::key() const { return mr_ ? fi_mr_key(mr_) : 0; }
+
+// ---- Endpoint ----
+
+Result<std::unique_ptr<Endpoint>> Endpoint::Open(const FabricOptions& options) {
+  std::unique_ptr<Endpoint> ep(new Endpoint());
+  ep->provider_ = ProviderFor(options.provider);
+  std::string where = "provider '" + options.provider + "'";
+  fi_info* hints = MakeHints(ep->provider_);
+
+  std::string node, service;
+  uint64_t flags = 0;
+  if (IsShm(ep->provider_)) {
+    if (options.port != 0) {
+      node = ShmName(options.host, options.port);
+      flags = FI_SOURCE;
+    }
+  } else if (!options.host.empty() || options.port != 0) {
+    node = options.host.empty() ? "0.0.0.0" : options.host;
+    service = std::to_string(options.port);
+    flags = FI_SOURCE;
+    where += " at " + node + ":" + service;
+  }
+  int rc = fi_getinfo(kFabricVersion, node.empty() ? nullptr : node.c_str(),
+                      service.empty() ? nullptr : service.c_str(), flags, hints, &ep->info_);
+  fi_freeinfo(hints);
+  if (rc != 0 || !ep->info_) {
+    return Status(Code::kUnavailable,
+                  FiError(("no libfabric endpoint for " + where).c_str(), rc) +
+                      " (is the provider available? try `fi_info -p " + ep->provider_ + "`)");
+  }
+  fi_info* info = ep->info_;
+  rc = fi_fabric(info->fabric_attr, &ep->fabric_, nullptr);
+  if (rc) return Status(Code::kUnavailable, FiError(("fi_fabric for " + where).c_str(), rc));
+  rc = fi_domain(ep->fabric_, info, &ep->domain_, nullptr);
+  if (rc) return Status(Code::kUnavailable, FiError(("fi_domain for " + where).c_str(), rc));
+
+  fi_av_attr av_attr{};
+  av_attr.type = FI_AV_TABLE;
+  rc = fi_av_open(ep->domain_, &av_attr, &ep->av_, nullptr);
+  if (rc) return Status(Code::kUnavailable, FiError(("fi_av_open for " + where).c_str(), rc));
+
+  // Prefer a CQ with a file descriptor to sleep on. Providers without one
+  // (shm in libfabric 1.17, whose fi_cq_sread yields in a loop at ~95% CPU)
+  // get a CQ without wait object, polled with a sleeping back-off.
+  fi_cq_attr cq_attr{};
+  cq_attr.format = FI_CQ_FORMAT_MSG;
+  cq_attr.wait_obj = FI_WAIT_FD;
+  cq_attr.size = 4096;
+  rc = fi_cq_open(ep->domain_, &cq_attr, &ep->cq_, nullptr);
+  if (rc == 0 && fi_control(&ep->cq_->fid, FI_GETWAIT, &ep->cq_fd_) != 0) {
+    fi_close(&ep->cq_->fid);
+    ep->cq_ = nullptr;
+    rc = -FI_ENOSYS;
+  }
+  if (rc) {
+    ep->cq_fd_ = -1;
+    cq_attr.wait_obj = FI_WAIT_NONE;
+    rc = fi_cq_open(ep->domain_, &cq_attr, &ep->cq_, nullptr);
+  }
+  if (rc) return Status(Code::kUnavailable, FiError(("fi_cq_open for " + where).c_str(), rc));
+
+  rc = fi_endpoint(ep->domain_, info, &ep->ep_, nullptr);
+  if (rc) {
+    return Status(Code::kUnavailable, FiError(("fi_endpoint for " + where).c_str(), rc) +
+                                          " (is the address in use or not local?)");
+  }
+  if (IsShm(ep->provider_) && options.port != 0) {
+    // shm would append ":<uid>:<index>" to a bound name; a server's name must
+    // be exactly what clients resolve "host:port" to.
+    std::string n = ShmName(options.host, options.port);
+    rc = fi_setname(&ep->ep_->fid, n.data(), n.size() + 1);
+    if (rc) return Status(Code::kUnavailable, FiError(("fi_setname for " + where).c_str(), rc));
+  }
+  rc = fi_ep_bind(ep->ep_, &ep->av_->fid, 0);
+  if (rc == 0) rc = fi_ep_bind(ep->ep_, &ep->cq_->fid, FI_TRANSMIT | FI_RECV);
+  if (rc) return Status(Code::kUnavailable, FiError(("fi_ep_bind for " + where).c_str(), rc));
+  rc = fi_enable(ep->ep_);
+  if (rc) {
+    return Status(Code::kUnavailable, FiError(("fi_enable for " + where).c_str(), rc) +
+                                          " (is the port already in use?)");
+  }
+  char name[256];
+  size_t name_len = sizeof name;
+  rc = fi_getname(&ep->ep_->fid, name, &name_len);
+  if (rc) return Status(Code::kUnavailable, FiError(("fi_getname for " + where).c_str(), rc));
+  ep->name_.assign(name, name_len);
+  ep->inject_size_ = info->tx_attr ? info->tx_attr->inject_size : 0;
+  return ep;
+}
+
+Endpoint::~Endpoint() {
+  Stop();
+  if (ep_) fi_close(&ep_->fid);
+  if (cq_) fi_close(&cq_->fid);
+  if (av_) fi_close(&av_->fid);
+  if (domain_) fi_close(&domain_->fid);
+  if (fabric_) fi_close(&fabric_->fid);
+  if (info_) fi_freeinfo(info_);
+}
+
+void Endpoint::Start() {
+  if (running_.exchange(true)) return;
+  progress_ = std::thread([this] { ProgressLoop(); });
+}
+
+void Endpoint::Stop() {
+  if (!running_.exchange(false)) return;
+  if (progress_.joinable()) progress_.join();
+}
+
+void Endpoint::SetTicker(uint32_t interval_ms, std::function<void()> tick) {
+  tick_ms_ = interval_ms;
+  tick_ = std::move(tick);
+}
+
+void Endpoint::ProgressLoop() {
+  fi_cq_msg_entry entries[64];
+  uint64_t next_tick = NowMillis() + tick_ms_;
+  uint64_t last_activity = NowNanos();
+  uint32_t backoff_us = 0;
+  while (running_.load(std::memory_order_relaxed)) {
+    ssize_t n = fi_cq_read(cq_, entries, 64);
+    if (n > 0) {
+      for (ssize_t i = 0; i < n; i++) {
+        auto* op = static_cast<Operation*>(entries[i].op_context);
+        if (op && op->done) op->done(Status::Ok(), entries[i].len);
+      }
+      last_activity = NowNanos();
+      backoff_us = 0;
+    } else if (n == -FI_EAVAIL) {
+      fi_cq_err_entry err{};
+      if (fi_cq_readerr(cq_, &err, 0) > 0) {
+        auto* op = static_cast<Operation*>(err.op_context);
+        std::string msg = std::string("libfabric completion error: ") + fi_strerror(err.err);
+        if (op && op->done) op->done(Status(FiCode(err.err), msg), 0);
+      }
+      last_activity = NowNanos();
+    } else if (n == -FI_EAGAIN) {
+      uint64_t now_ms = NowMillis();
+      int wait_ms = now_ms >= next_tick ? 0 : static_cast<int>(next_tick - now_ms);
+      if (cq_fd_ >= 0) {
+        // Sleep on the CQ's descriptor; fi_trywait says when that is safe.
+        fid* fids[1] = {&cq_->fid};
+        if (wait_ms > 0 && fi_trywait(fabric_, fids, 1) == FI_SUCCESS) {
+          pollfd pfd{cq_fd_, POLLIN, 0};
+          poll(&pfd, 1, wait_ms);
+        }
+      } else if (NowNanos() - last_activity > 20000) {
+        // No wait object: sleep, doubling up to 1 ms while idle.
+        backoff_us = backoff_us == 0 ? 20 : std::min<uint32_t>(backoff_us * 2, 1000);
+        std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
+      }
+    } else if (n < 0) {
+      LOG_WARN(FiError("fi_cq_read", static_cast<int>(n)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    uint64_t now = NowMillis();
+    if (now >= next_tick) {
+      if (tick_) tick_();
+      next_tick = now + tick_ms_;
+    }
+  }
+}
+
+Result<std::string> Endpoint::Resolve(const std::string& host, uint16_t port) const {
+  fi_info* hints = MakeHints(provider_);
+  fi_info* info = nullptr;
+  std::string node = IsShm(provider_) ? ShmName(host, port) : host;
+  std::string service = IsShm(provider_) ? "" : std::to_string(port);
+  int rc = fi_getinfo(kFabricVersion, node.c_str(), service.empty() ? nullptr : service.c_str(), 0,
+                      hints, &info);
+  fi_freeinfo(hints);
+  if (rc != 0 || !info || !info->dest_addr) {
+    if (info) fi_freeinfo(info);
+    return Status(Code::kInvalid, FiError(("cannot resolve " + host + ":" + std::to_string(port) +
+                                           " on provider " + provider_)
+                                              .c_str(),
+                                          rc ? rc : -FI_EADDRNOTAVAIL));
+  }
+  std::string raw(static_cast<const char*>(info->dest_addr), info->dest_addrlen);
+  fi_freeinfo(info);
+  return raw;
+}
+
+Result<fi_addr_t> Endpoint::Insert(const std::string& raw_address) {
+  std::lock_guard<std::mutex> l(av_mu_);
+  auto it = av_cache_.find(raw_address);
+  if (it != av_cache_.end()) return it->second;
+  fi_addr_t addr = FI_ADDR_NOTAVAIL;
+  int rc = fi_av_insert(av_, raw_address.data(), 1, &addr, 0, nullptr);
+  if (rc != 1) {
+    return Status(Code::kInvalid, "fi_av_insert: peer address of " +
+                                      std::to_string(raw_address.size()) + " bytes refused");
+  }
+  av_cache_.emplace(raw_address, addr);
+  return addr;
+}
+
+void Endpoint::Remove(const std::string& raw_address) {
+  std::lock_guard<std::mutex> l(av_mu_);
+  auto it = av_cache_.find(raw_address);
+  if (it == av_cache_.end()) return;
+  fi_addr_t a = it->second;
+  fi_av_remove(av_, &a, 1, 0);
+  av_cache_.erase(it);
+}
+
+Result<MemoryRegion> Endpoint::Register(void* addr, size_t len) {
+  fid_mr* mr = nullptr;
+  uint64_t access = FI_SEND | FI_RECV | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
+  int rc = fi_mr_reg(domain_, addr, len, access, 0, 0, 0, &mr, nullptr);
+  if (rc) return Status(Code::kNoSpace, FiError("fi_mr_reg", rc));
+  if (info_->domain_attr->mr_mode & FI_MR_ENDPOINT) {
+    rc = fi_mr_bind(mr, &ep_->fid, 0);
+    if (rc == 0) rc = fi_mr_enable(mr);
+    if (rc) {
+      fi_close(&mr->fid);
+      return Status(Code::kNoSpace, FiError("fi_mr_bind", rc));
+    }
+  }
+  return MemoryRegion(mr, addr, len, (info_->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0);
+}
+
+Status Endpoint::Post(const char* what, const std::function<ssize_t()>& post) {
+  // Retries while the provider's queues are full; drives progress meanwhile
+  // (a zero-count read) and backs off so that nothing spins.
+  for (int attempt = 0;; attempt++) {
+    ssize_t rc = post();
+    if (rc == 0) return Status::Ok();
+    if (rc != -FI_EAGAIN) return Status(FiCode(static_cast<int>(-rc)), FiError(what, rc));
+    fi_cq_read(cq_, nullptr, 0);
+    if (attempt > 20) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (attempt > 200000) return Status(Code::kBusy, std::string(what) + ": queue stayed full");
+  }
+}
+
+Status Endpoint::PostRecv(void* buf, size_t len, void* desc, Operation* op) {
+  return Post("fi_recv", [&] { return fi_recv(ep_, buf, len, desc, FI_ADDR_UNSPEC, op); });
+}
+
+Status Endpoint::PostSend(fi_addr_t dest, const void* buf, size_t len, void* desc,
+                          Operation* op) {
+  return Post("fi_send", [&] { return fi_send(ep_, buf, len, desc, dest, op); });
+}
+
+Status Endpoint::PostRead(fi_addr_t src, void* buf, size_t len, void* desc, uint64_t remote_addr,
+                          uint64_t remote_key, Operation* op) {
+  return Post("fi_read",
+              [&] { return fi_read(ep_, buf, len, desc, src, remote_addr, remote_key, op); });
+}
+
+Status Endpoint::PostWrite(fi_addr_t dest, const void* buf, size_t len, void* desc,
+                           uint64_t remote_addr, uint64_t remote_key, Operation* op) {
+  return Post("fi_write",
+              [&] { return fi_write(ep_, buf, len, desc, dest, remote_addr, remote_key, op); });
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,114 @@
+#include "tests/common/test_util.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+namespace sluice::test {
+
+uint16_t FreePort() {
+  // Ports from a random start so parallel tests rarely probe the same ones.
+  static std::mt19937 rng(static_cast<unsigned>(getpid() * 2654435761u));
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    uint16_t port = static_cast<uint16_t>(20000 + rng() % 30000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    close(fd);
+    if (ok == 0) return port;
+  }
+  return 0;
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/sluice-test-XXXXXX";
+  char* p = mkdtemp(tmpl.data());
+  path_ = p ? p : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+Child Child::Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
+  Child c;
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!log_path.empty()) {
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  c.pid_ = pid;
+  return c;
+}
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    Kill();
+    pid_ = o.pid_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+Child::~Child() { Kill(); }
+
+void Child::Kill(int sig) {
+  if (pid_ <= 0) return;
+  kill(pid_, sig);
+  if (sig == SIGKILL) {
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+int Child::Wait(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    int st = 0;
+    pid_t r = waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return st;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+std::string BinDir() {
+  const char* env = std::getenv("SLUICE_BIN_DIR");
+  if (env) return env;
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "build/bin";
+  buf[n] = 0;
+  return std::filesystem::path(buf).parent_path().string();
+}
+
+}  // namespace sluice::test
