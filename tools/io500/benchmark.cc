@@ -107,6 +107,8 @@ class Run {
     }
     return *it->second;
   }
+  // A path as the user knows it: the back end's root plus the relative path.
+  std::string Shown(const std::string& rel) const { return fs_->Describe() + "/" + rel; }
   int Neighbour() const { return (rank_ + 1) % n_; }  // IOR -C -Q 1, mdtest -N 1
   std::string Data(const std::string& rel) const { return run_dir_ + "/datafiles/" + rel; }
   std::string EasyFile(int r) const { return Data(Fmt("ior-easy/ior_file_easy.%08d", r)); }
@@ -209,19 +211,20 @@ Status Run::EndPhase(PhaseResult* p, const Status& local_err) {
   SLUICE_RETURN_IF_ERROR(comm_->Barrier().Prefix("end of " + p->name));
   p->seconds = (NowNanos() - phase_start_ns_) / 1e9;
   p->ran = true;
-  // Every rank learns how many ranks failed; each prints its own message.
+  // Every rank learns how many ranks failed; rank 0 collects their messages.
   SLUICE_ASSIGN_OR_RETURN(uint64_t failed, comm_->AllSum(local_err.ok() ? 0 : 1));
   p->errors = failed;
-  if (!local_err.ok()) {
-    std::fprintf(stderr, "rank %d: [%s] %s\n", rank_, p->name.c_str(),
-                 local_err.ToString().c_str());
-    if (rank_ == 0) p->problems.push_back(local_err.ToString());
+  if (failed > 0) {
+    p->valid = false;
+    SLUICE_ASSIGN_OR_RETURN(auto msgs,
+                            comm_->GatherStrings(local_err.ok() ? "" : local_err.ToString()));
+    for (size_t r = 0; r < msgs.size(); ++r) {
+      if (msgs[r].empty()) continue;
+      std::string line = Fmt("rank %zu: ", r) + msgs[r];
+      std::fprintf(stderr, "[%s] %s\n", p->name.c_str(), line.c_str());
+      p->problems.push_back(line);
+    }
   }
-  if (failed > (local_err.ok() ? 0u : 1u) && rank_ == 0) {
-    p->problems.push_back(Fmt("%" PRIu64 " other rank(s) reported errors (see their stderr)",
-                              failed - (local_err.ok() ? 0 : 1)));
-  }
-  if (failed > 0) p->valid = false;
   if (p->name.rfind("ior", 0) == 0) {
     p->score = p->items / p->seconds / kGiB;
   } else if (p->group != ScoreGroup::kNone) {
@@ -346,7 +349,7 @@ Status Run::IorEasyRead() {
         break;
       }
       if (auto bad = pat.FirstMismatch(buf.data(), t, i * t, 0)) {
-        Fail(&err, Status(Code::kCorrupt, "ior-easy-read: " + VerifyError(path, pat, buf.data(),
+        Fail(&err, Status(Code::kCorrupt, "ior-easy-read: " + VerifyError(Shown(path), pat, buf.data(),
                                                                           i * t, *bad, 0, w)));
         break;
       }
@@ -395,7 +398,7 @@ Status Run::IorRnd4kEasyRead() {
         }
         if (auto bad = pat.FirstMismatch(buf.data(), bs, off, 0)) {
           return Status(Code::kCorrupt, "ior-rnd4K-easy-read: " +
-                                            VerifyError(path, pat, buf.data(), off, *bad, 0, w));
+                                            VerifyError(Shown(path), pat, buf.data(), off, *bad, 0, w));
         }
         return Status::Ok();
   };
@@ -483,7 +486,7 @@ Status Run::IorHardRead() {
       }
       if (auto bad = pat.FirstMismatch(buf.data(), t, off, 0)) {
         Fail(&err, Status(Code::kCorrupt, "ior-hard-read: " +
-                                              VerifyError(path, pat, buf.data(), off, *bad, 0, w)));
+                                              VerifyError(Shown(path), pat, buf.data(), off, *bad, 0, w)));
         break;
       }
       ++done;
@@ -694,7 +697,7 @@ Status Run::MdtestHardRead() {
       return Status(Code::kIo, Fmt("read %s: got %zu of %" PRIu64 " bytes", path.c_str(), *n, sz));
     }
     if (auto bad = pat.FirstMismatch(buf.data(), sz, 0, i)) {
-      return Status(Code::kCorrupt, VerifyError(path, pat, buf.data(), 0, *bad, i, w));
+      return Status(Code::kCorrupt, VerifyError(Shown(path), pat, buf.data(), 0, *bad, i, w));
     }
     return cl;
   });
@@ -805,7 +808,8 @@ Status Run::Corrupt() {
           b ^= 0x5a;
           err = f.value()->Pwrite(&b, 1, off);
           if (err.ok()) err = f.value()->Close();
-          std::fprintf(stderr, "[test-hook] changed byte %" PRIu64 " of %s\n", off, path.c_str());
+          std::fprintf(stderr, "[test-hook] changed byte %" PRIu64 " of %s\n", off,
+                       Shown(path).c_str());
         }
       }
     }

@@ -29,6 +29,10 @@ class Comm {
   virtual Status Barrier() = 0;
   // Every rank contributes `value`; every rank gets all values, by rank.
   virtual Result<std::vector<uint64_t>> AllGather(uint64_t value) = 0;
+  // Rank 0 gets every rank's string (by rank; at most kMaxGatherString bytes
+  // each, longer ones are cut); other ranks get an empty vector. Collective.
+  virtual Result<std::vector<std::string>> GatherStrings(const std::string& s) = 0;
+  static constexpr size_t kMaxGatherString = 4000;
 
   Result<uint64_t> AllMax(uint64_t value);
   Result<uint64_t> AllSum(uint64_t value);

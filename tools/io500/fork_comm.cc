@@ -35,6 +35,31 @@ Status ReadByte(int fd, const std::string& what) {
   }
 }
 
+Status WriteAll(int fd, const void* buf, size_t len, const std::string& what) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::FromErrno(n < 0 ? errno : EPIPE, what);
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status ReadAll(int fd, void* buf, size_t len, const std::string& what) {
+  char* p = static_cast<char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return Status(Code::kUnavailable, what + ": peer process exited");
+    if (n < 0) return Status::FromErrno(errno, what);
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ForkComm>> ForkComm::Spawn(int n) {
@@ -134,6 +159,34 @@ Result<std::vector<uint64_t>> ForkComm::AllGather(uint64_t value) {
   std::vector<uint64_t> out(size_);
   for (int i = 0; i < size_; ++i) out[i] = slots_[i].load(std::memory_order_acquire);
   SLUICE_RETURN_IF_ERROR(Barrier());
+  return out;
+}
+
+Result<std::vector<std::string>> ForkComm::GatherStrings(const std::string& s) {
+  std::string mine = s.substr(0, kMaxGatherString);
+  if (rank_ != 0) {
+    uint32_t len = static_cast<uint32_t>(mine.size());
+    std::string what = "gather: rank " + std::to_string(rank_) + " sending to rank 0";
+    SLUICE_RETURN_IF_ERROR(WriteAll(arrive_[0], &len, sizeof(len), what));
+    SLUICE_RETURN_IF_ERROR(WriteAll(arrive_[0], mine.data(), mine.size(), what));
+    SLUICE_RETURN_IF_ERROR(
+        ReadByte(release_[0], "gather: rank " + std::to_string(rank_) + " waiting for rank 0"));
+    return std::vector<std::string>();
+  }
+  std::vector<std::string> out(size_);
+  out[0] = mine;
+  for (int i = 1; i < size_; ++i) {
+    std::string what = "gather: rank 0 reading from rank " + std::to_string(i);
+    uint32_t len = 0;
+    SLUICE_RETURN_IF_ERROR(ReadAll(arrive_[i], &len, sizeof(len), what));
+    if (len > kMaxGatherString) return Status(Code::kProtocol, what + ": bad length");
+    out[i].resize(len);
+    SLUICE_RETURN_IF_ERROR(ReadAll(arrive_[i], out[i].data(), len, what));
+  }
+  for (int i = 1; i < size_; ++i) {
+    SLUICE_RETURN_IF_ERROR(
+        WriteByte(release_[i], "gather: rank 0 releasing rank " + std::to_string(i)));
+  }
   return out;
 }
 

@@ -34,6 +34,9 @@ class ForkComm final : public Comm {
   std::string Describe() const override;
   Status Barrier() override;
   Result<std::vector<uint64_t>> AllGather(uint64_t value) override;
+  // Children write "length, bytes" into their arrive pipe, then wait for
+  // the release byte, as in a barrier.
+  Result<std::vector<std::string>> GatherStrings(const std::string& s) override;
 
   // In a child: flushes output and _exit()s with `exit_code`, never returns.
   // In rank 0: waits for every child and returns an error naming any child

@@ -52,4 +52,26 @@ Result<std::vector<uint64_t>> MpiComm::AllGather(uint64_t value) {
   return out;
 }
 
+Result<std::vector<std::string>> MpiComm::GatherStrings(const std::string& s) {
+  std::string mine = s.substr(0, kMaxGatherString);
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(rank_ == 0 ? size_ : 0);
+  SLUICE_RETURN_IF_ERROR(MpiStatus(
+      MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather"));
+  std::vector<int> displs(lens.size());
+  int total = 0;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    displs[i] = total;
+    total += lens[i];
+  }
+  std::string all(static_cast<size_t>(total), '\0');
+  SLUICE_RETURN_IF_ERROR(MpiStatus(MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(),
+                                               lens.data(), displs.data(), MPI_CHAR, 0,
+                                               MPI_COMM_WORLD),
+                                   "MPI_Gatherv"));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < lens.size(); ++i) out.push_back(all.substr(displs[i], lens[i]));
+  return out;
+}
+
 }  // namespace sluice::io500

@@ -20,6 +20,7 @@ class MpiComm final : public Comm {
   std::string Describe() const override;
   Status Barrier() override;
   Result<std::vector<uint64_t>> AllGather(uint64_t value) override;
+  Result<std::vector<std::string>> GatherStrings(const std::string& s) override;
 
  private:
   MpiComm() = default;

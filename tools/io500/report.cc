@@ -93,7 +93,9 @@ void FinalizeReport(RunReport* r) {
     }
     if (!p.problems.empty()) p.valid = false;
     if (!p.valid) {
-      r->problems.push_back(p.name + ": " + p.problems.front());
+      r->problems.push_back(p.name + ": " +
+                            (p.problems.empty() ? std::string("errors on some rank")
+                                                : p.problems.front()));
     }
   }
   r->valid = r->problems.empty();
