@@ -42,6 +42,7 @@ constexpr char kFormatKey[] = "m:format";
 constexpr char kFormatValue[] = "sluice-chunk-store-1";
 constexpr int kReadAttempts = 3;
 constexpr size_t kMaxUpdateGroup = 32;
+constexpr uint64_t kMaxUpdateGroupBytes = 512ull << 20;
 
 std::string ClassLabel(uint32_t class_bytes) {
   if (class_bytes >= (1u << 20)) return std::to_string(class_bytes >> 20) + "M";
@@ -532,11 +533,17 @@ std::vector<Result<UpdateResult>> ChunkStore::ApplyUpdates(std::span<Update> upd
   size_t start = 0;
   while (start < updates.size()) {
     // A group holds distinct chunks; a repeated chunk starts the next group.
+    // Its buffers are bounded: each update may need up to its chunk size.
     size_t end = start;
+    uint64_t bytes = 0;
     std::vector<ChunkId> seen;
     while (end < updates.size() && end - start < kMaxUpdateGroup &&
            std::find(seen.begin(), seen.end(), updates[end].chunk) == seen.end()) {
-      seen.push_back(updates[end].chunk);
+      const Update& u = updates[end];
+      uint64_t need = u.kind == Update::kInstall ? u.data.size() : u.chunk_size;
+      if (end > start && bytes + need > kMaxUpdateGroupBytes) break;
+      bytes += need;
+      seen.push_back(u.chunk);
       end++;
     }
     ApplyDistinct(updates.subspan(start, end - start), out, start);

@@ -1,6 +1,7 @@
 #include "server/data/io_ring.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -69,6 +70,7 @@ void IoRing::Run(std::span<IoOp> ops) {
   done_.assign(ops.size(), 0);
   std::vector<size_t> retry;  // ops to (re)submit before new ones
   size_t next = 0, finished = 0, inflight = 0;
+  int hard_failures = 0;
   while (finished < ops.size()) {
     // Queue as much as the ring holds: retries first, then new ops.
     while (io_uring_sq_space_left(&ring_) > 0 && inflight < depth_ &&
@@ -85,9 +87,15 @@ void IoRing::Run(std::span<IoOp> ops) {
     }
     int rc = io_uring_submit_and_wait(&ring_, 1);  // blocks until >= 1 completion
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      // The ring itself failed: fail whatever has not completed. Ops already
-      // in the kernel cannot be recalled, so drain them first.
-      LOG_ERROR(std::string("io_uring_submit_and_wait: ") + std::strerror(-rc));
+      // io_uring_enter itself failing is a bug or a broken kernel. Returning
+      // would leave the kernel writing into buffers we hand back; retrying
+      // forever would spin. Stop loudly instead.
+      if (++hard_failures >= 3) {
+        LOG_ERROR(std::string("io_uring_submit_and_wait keeps failing: ") + std::strerror(-rc));
+        std::abort();
+      }
+    } else {
+      hard_failures = 0;
     }
     io_uring_cqe* cqe;
     unsigned head, seen = 0;
