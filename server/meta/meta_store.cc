@@ -7,6 +7,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -282,6 +283,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& path,
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (options.rocksdb_statistics) ro.statistics = rocksdb::CreateDBStatistics();
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, path, &raw);
   if (!s.ok()) {
@@ -289,6 +291,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& path,
                   "meta store: cannot open RocksDB at " + path + ": " + s.ToString());
   }
   std::unique_ptr<MetaStore> store(new MetaStore(options, raw));
+  store->rocks_stats_ = ro.statistics;
   Status st = store->Init();
   if (!st.ok()) return st.Prefix("meta store " + path);
   return store;
@@ -358,6 +361,10 @@ Status MetaStore::Init() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan prepare records");
   return Status::Ok();
+}
+
+uint64_t MetaStore::WalSyncs() const {
+  return rocks_stats_ ? rocks_stats_->getTickerCount(rocksdb::WAL_FILE_SYNCED) : 0;
 }
 
 void MetaStore::SetPeers(std::vector<ShardHandle*> peers) { peers_ = std::move(peers); }

@@ -42,6 +42,7 @@
 
 namespace rocksdb {
 class DB;
+class Statistics;
 class WriteBatch;
 }
 
@@ -62,6 +63,8 @@ struct MetaStoreOptions {
   FileLayout root_layout = DefaultLayout();
   // RocksDB block cache in bytes.
   size_t block_cache_bytes = 64 << 20;
+  // Collect RocksDB statistics (for WalSyncs(); costs a little per write).
+  bool rocksdb_statistics = false;
 };
 
 // Counters a caller can read (like rocksdb::Statistics, but tiny).
@@ -86,6 +89,9 @@ class MetaStore {
   uint32_t shard_id() const { return options_.shard_id; }
   uint32_t num_shards() const { return options_.num_shards; }
   const MetaStoreStats& stats() const { return stats_; }
+  // WAL fsyncs RocksDB performed (needs options.rocksdb_statistics; else 0).
+  // stats().writes / WalSyncs() is the group-commit factor.
+  uint64_t WalSyncs() const;
 
   // Handles to every shard, indexed by shard id (this shard's entry may be a
   // handle to itself). Used to read a parent directory that lives elsewhere.
@@ -171,6 +177,7 @@ class MetaStore {
 
   const MetaStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
+  std::shared_ptr<rocksdb::Statistics> rocks_stats_;
   MetaStoreStats stats_;
   std::vector<ShardHandle*> peers_;
 
