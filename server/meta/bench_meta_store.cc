@@ -6,7 +6,8 @@
 //   bench_meta_store [--threads T] [--files F] [--dir /path/on/ext4]
 //
 // ops: create (O_CREAT|O_EXCL; ext4: open+close), stat (lookup of a name
-// in its directory; ext4: stat(2) of the path), readdir (entries returned
+// in its directory; ext4: stat(2) of the path), getattr (by inode number;
+// ext4: fstatat in an open directory), readdir (entries returned
 // per second, every thread lists its directory), unlink.
 // ext4 does not fsync its creates; Sluice syncs its WAL before every
 // acknowledgement (group commit shares syncs between threads). The printed
@@ -37,7 +38,7 @@ namespace sluice::meta {
 namespace {
 
 struct Rates {
-  double create = 0, stat = 0, readdir = 0, unlink = 0;
+  double create = 0, stat = 0, getattr = 0, readdir = 0, unlink = 0;
   double group_commit = 0;  // writes per WAL sync (Sluice only)
 };
 
@@ -116,10 +117,12 @@ Rates BenchSluice(const std::string& base, uint32_t shards, bool shared, int thr
   }
   Rates r;
   const double n = static_cast<double>(threads) * files;
+  std::vector<std::vector<uint64_t>> inos(threads, std::vector<uint64_t>(files));
   r.create = n / RunThreads(threads, [&](int t) {
     for (int i = 0; i < files; ++i) {
       auto c = ns.Create(caller, dirs[t], FileName(t, i), 0644, true);
       if (!c.ok()) Die(c.status().ToString());
+      inos[t][i] = c->attr.ino();
     }
   });
   uint64_t writes1 = 0, syncs1 = 0;
@@ -131,6 +134,12 @@ Rates BenchSluice(const std::string& base, uint32_t shards, bool shared, int thr
   r.stat = n / RunThreads(threads, [&](int t) {
     for (int i = 0; i < files; ++i) {
       auto a = ns.Lookup(caller, dirs[t], FileName(t, i));
+      if (!a.ok()) Die(a.status().ToString());
+    }
+  });
+  r.getattr = n / RunThreads(threads, [&](int t) {
+    for (int i = 0; i < files; ++i) {
+      auto a = ns.GetAttr(inos[t][i]);
       if (!a.ok()) Die(a.status().ToString());
     }
   });
@@ -184,6 +193,18 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
       if (stat(p.c_str(), &st) != 0) Die("stat " + p + ": " + strerror(errno));
     }
   });
+  // getattr of a known file: fstatat relative to an open directory (one
+  // dcache lookup, no path walk), the closest kernel analogue of FUSE getattr.
+  r.getattr = n / RunThreads(threads, [&](int t) {
+    int dfd = open(dirs[t].c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) Die("open " + dirs[t]);
+    struct stat st;
+    for (int i = 0; i < files; ++i) {
+      std::string name = FileName(t, i);
+      if (fstatat(dfd, name.c_str(), &st, 0) != 0) Die("fstatat " + name + ": " + strerror(errno));
+    }
+    close(dfd);
+  });
   std::atomic<uint64_t> listed{0};
   double secs = RunThreads(threads, [&](int t) {
     DIR* d = opendir(dirs[t].c_str());
@@ -207,10 +228,11 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
 }
 
 void Print(const char* label, const Rates& r, const Rates* base) {
-  std::printf("%-26s %10.0f %10.0f %12.0f %10.0f", label, r.create, r.stat, r.readdir, r.unlink);
+  std::printf("%-18s %9.0f %9.0f %9.0f %12.0f %9.0f", label, r.create, r.stat, r.getattr,
+              r.readdir, r.unlink);
   if (base) {
-    std::printf("   x%.2f x%.2f x%.2f x%.2f", r.create / base->create, r.stat / base->stat,
-                r.readdir / base->readdir, r.unlink / base->unlink);
+    std::printf("  x%.2f x%.2f x%.2f x%.2f x%.2f", r.create / base->create, r.stat / base->stat,
+                r.getattr / base->getattr, r.readdir / base->readdir, r.unlink / base->unlink);
     if (r.group_commit > 0) std::printf("   %.1f writes/sync", r.group_commit);
   }
   std::printf("\n");
@@ -236,7 +258,7 @@ int main(int argc, char** argv) {
   std::printf("bench_meta_store: %d threads x %d files, work dir %s, %u cores\n", threads, files,
               work.c_str(), std::thread::hardware_concurrency());
   std::printf("Sluice = MetaStore in-process (WAL synced per change); ext4 = syscalls, no fsync\n");
-  std::printf("ops/s                          create       stat   readdir(e/s)    unlink   ratio vs ext4 (create stat readdir unlink)\n");
+  std::printf("ops/s                 create      stat   getattr readdir(e/s)    unlink  ratio vs ext4 (same columns)\n");
   for (bool shared : {true, false}) {
     std::printf("-- %s\n", shared ? "one shared directory" : "one directory per thread");
     Rates ext4 = BenchExt4(work, shared, threads, files);
