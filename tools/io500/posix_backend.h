@@ -17,9 +17,9 @@ class PosixFileSystem final : public FileSystem {
 
   std::string Describe() const override;
   Result<std::unique_ptr<File>> Open(const std::string& path, uint32_t flags,
-                                     uint32_t mode) override;
+                                     uint32_t mode = 0644) override;
   Result<FileStat> Stat(const std::string& path) override;
-  Status Mkdir(const std::string& path, uint32_t mode) override;
+  Status Mkdir(const std::string& path, uint32_t mode = 0755) override;
   Status Unlink(const std::string& path) override;
   Status Rmdir(const std::string& path) override;
   Result<std::vector<DirEntry>> ReadDir(const std::string& path) override;
