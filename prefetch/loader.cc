@@ -1,12 +1,37 @@
 #include "prefetch/loader.h"
 
+#include <sys/mman.h>
+
 #include <cstring>
+#include <new>
 #include <optional>
 
 #include "common/clock.h"
 #include "prefetch/worker_pool.h"
 
 namespace sluice::prefetch {
+
+namespace {
+constexpr uint64_t kMapThreshold = 1 << 20;
+}  // namespace
+
+void Batch::Free::operator()(uint8_t* p) const {
+  if (size >= kMapThreshold) munmap(p, size);
+  else delete[] p;
+}
+
+void Batch::Allocate(uint64_t size) {
+  uint8_t* p = nullptr;
+  if (size >= kMapThreshold) {
+    void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::bad_alloc();
+    p = static_cast<uint8_t*>(m);
+  } else {
+    p = new uint8_t[size > 0 ? size : 1];
+  }
+  data_ = std::unique_ptr<uint8_t[], Free>(p, Free{size});
+  size_ = size;
+}
 
 Result<std::unique_ptr<Loader>> Loader::Create(std::shared_ptr<const Dataset> dataset,
                                                const LoaderOptions& options) {

@@ -78,16 +78,20 @@ class Batch {
   const uint8_t* data() const { return data_.get(); }
   uint8_t* mutable_data() { return data_.get(); }
   uint64_t data_size() const { return size_; }
-  void Allocate(uint64_t size) {
-    data_.reset(new uint8_t[size > 0 ? size : 1]);  // uninitialised: every byte gets read into
-    size_ = size;
-  }
+  // Replaces the buffer with `size` uninitialised bytes. Large buffers are
+  // mapped and unmapped directly, so memory goes back to the system when the
+  // batch dies (malloc arenas would keep it and break the stated bound).
+  void Allocate(uint64_t size);
   std::span<const uint8_t> bytes(size_t i) const {
     return {data_.get() + samples[i].offset, samples[i].length};
   }
 
  private:
-  std::unique_ptr<uint8_t[]> data_;
+  struct Free {
+    uint64_t size;
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t[], Free> data_{nullptr, Free{0}};
   uint64_t size_ = 0;
 };
 
