@@ -1095,6 +1095,13 @@ Status MetaStore::CheckOps(const std::vector<TxnOp>& ops, uint64_t txid) {
         std::string dkey = DentryKey(op.parent(), op.name());
         if (!seen.insert(dkey).second) return Status(Code::kInternal, tx + ": entry twice in one txn");
         if (held(dkey)) return Busy(std::string(what) + " '" + PrintableName(op.name()) + "'");
+        if (put && op.type() != FILE_TYPE_REGULAR && op.type() != FILE_TYPE_DIRECTORY &&
+            op.type() != FILE_TYPE_SYMLINK) {
+          return Status(Code::kProtocol, tx + ": entry type " + std::to_string(op.type()) + " is invalid");
+        }
+        if (put && (op.ino() == 0 || InodeShard(op.ino()) >= num_shards())) {
+          return Status(Code::kProtocol, tx + ": entry names invalid inode " + InoString(op.ino()));
+        }
         if (put) {
           {
             std::lock_guard<std::mutex> g(pending_->mu);

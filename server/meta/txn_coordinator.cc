@@ -115,6 +115,18 @@ Status TxnCoordinator::RunTxn(const std::string& description, const OpsByShard& 
     return st.ok() ? st : st.Prefix(description);
   }
   const uint64_t txid = home_->NewTxid();
+  {
+    std::lock_guard<std::mutex> g(inflight_mu_);
+    inflight_.insert(txid);
+  }
+  struct Done {
+    TxnCoordinator* c;
+    uint64_t txid;
+    ~Done() {
+      std::lock_guard<std::mutex> g(c->inflight_mu_);
+      c->inflight_.erase(txid);
+    }
+  } done{this, txid};
   TxnIntentRecord intent;
   intent.set_txid(txid);
   intent.set_state(TxnIntentRecord::PREPARING);
@@ -179,6 +191,10 @@ Status TxnCoordinator::Recover() {
   SLUICE_ASSIGN_OR_RETURN(std::vector<TxnIntentRecord> intents, home_->ListIntents());
   Status first;
   for (const TxnIntentRecord& in : intents) {
+    {
+      std::lock_guard<std::mutex> g(inflight_mu_);
+      if (inflight_.count(in.txid())) continue;
+    }
     const bool commit = in.state() == TxnIntentRecord::COMMITTED;
     bool done = true;
     for (uint32_t s : in.participants()) {

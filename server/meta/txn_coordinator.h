@@ -36,6 +36,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -64,7 +65,10 @@ class TxnCoordinator {
   Status Unlink(const Caller& caller, uint64_t parent, std::string_view name);
 
   // Finishes (COMMITTED) or undoes (PREPARING) every transaction in home's
-  // intent log. Returns the first failure; intents that failed stay.
+  // intent log that this coordinator is not driving right now. Call it when
+  // the coordinator shard opens and then periodically (a participant that
+  // was unreachable at commit keeps its keys held until this re-sends the
+  // decision). Returns the first failure; intents that failed stay.
   Status Recover();
 
   // Test hook: called after each durable step of a two-phase transaction
@@ -89,6 +93,8 @@ class TxnCoordinator {
   std::vector<ShardHandle*> shards_;
   std::mutex rename_mu_;
   std::function<void(int)> step_hook_;
+  std::mutex inflight_mu_;
+  std::unordered_set<uint64_t> inflight_;  // txids RunTxn is driving; Recover skips them
 };
 
 }  // namespace sluice::meta
