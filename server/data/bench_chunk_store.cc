@@ -289,7 +289,6 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(s.updates.load()),
               static_cast<unsigned long long>(s.corrupt_reads.load()),
               static_cast<unsigned long long>(s.read_retries.load()));
-  src.clear();  // buffers go back to the store's pool before it closes
   opened = Status(Code::kCancelled, "closed");
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

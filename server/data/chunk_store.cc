@@ -124,7 +124,7 @@ struct ChunkStore::Update {
 
 ChunkStore::ChunkStore(const ChunkStoreOptions& options)
     : options_(options),
-      pool_(options.buffer_arena_bytes),
+      pool_(IoBufferPool::Create(options.buffer_arena_bytes)),
       chunk_locks_(new std::mutex[kLockStripes]) {}
 
 ChunkStore::~ChunkStore() = default;
@@ -180,7 +180,7 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const ChunkStoreOptions& op
   SLUICE_RETURN_IF_ERROR(s->RebuildAllocators());
 
   for (unsigned i = 0; i < options.io_rings; i++) {
-    SLUICE_ASSIGN_OR_RETURN(auto ring, IoRing::Create(options.ring_depth, s->fds_, s->pool_.arena()));
+    SLUICE_ASSIGN_OR_RETURN(auto ring, IoRing::Create(options.ring_depth, s->fds_, s->pool_->arena()));
     s->fixed_buffers_ = ring->fixed_buffers();
     s->idle_rings_.push_back(ring.get());
     s->rings_.push_back(std::move(ring));
@@ -400,7 +400,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
       j.end = std::min<uint64_t>(uint64_t{rq.offset} + rq.length, v.length);
       j.a0 = rq.offset / kBlockSize * kBlockSize;
       uint64_t a1 = RoundUpToBlock(j.end);
-      r.buffer = pool_.Allocate(a1 - j.a0);
+      r.buffer = pool_->Allocate(a1 - j.a0);
       IoOp op;
       op.kind = IoOp::kRead;
       op.file = v.size_class;
@@ -690,9 +690,9 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
                         reinterpret_cast<uintptr_t>(u.data.data()) % kBlockSize == 0;
     if (direct && new_len > 0) {
       x.src = const_cast<uint8_t*>(u.data.data());  // only ever read from
-      x.src_registered = pool_.InArena(x.src, new_len);
+      x.src_registered = pool_->InArena(x.src, new_len);
     } else if (new_len > 0) {
-      x.buf = pool_.Allocate(RoundUpToBlock(new_len));
+      x.buf = pool_->Allocate(RoundUpToBlock(new_len));
       x.src = x.buf.data();
       x.src_registered = x.buf.registered();
     }
@@ -1072,7 +1072,7 @@ Result<ScrubReport> ChunkStore::Scrub() {
   auto flush = [&]() {
     ops.clear();
     for (Item& item : items) {
-      item.buf = pool_.Allocate(RoundUpToBlock(item.v.length));
+      item.buf = pool_->Allocate(RoundUpToBlock(item.v.length));
       IoOp op;
       op.kind = IoOp::kRead;
       op.file = item.v.size_class;

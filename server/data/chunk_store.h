@@ -218,10 +218,10 @@ class ChunkStore {
 
   // A 4 KiB-aligned buffer, from the registered arena while it lasts: for the
   // RPC layer to receive write payloads by RMA, so whole-chunk writes go to
-  // disk without a copy. Must be released before the store is destroyed.
-  IoBuffer AllocateBuffer(size_t bytes) { return pool_.Allocate(bytes); }
+  // disk without a copy. May outlive the store (it keeps the arena alive).
+  IoBuffer AllocateBuffer(size_t bytes) { return pool_->Allocate(bytes); }
   // The registered arena (to register it with libfabric as well).
-  const iovec& buffer_arena() const { return pool_.arena(); }
+  const iovec& buffer_arena() const { return pool_->arena(); }
 
   const ChunkStoreOptions& options() const { return options_; }
   const ChunkStoreStats& stats() const { return stats_; }
@@ -259,7 +259,7 @@ class ChunkStore {
   std::vector<int> fds_;
   bool direct_io_ = true;
   bool fixed_buffers_ = false;
-  IoBufferPool pool_;
+  std::shared_ptr<IoBufferPool> pool_;  // shared with every IoBuffer handed out
 
   std::mutex alloc_mu_;  // guards files_[*]->allocator and file growth
 

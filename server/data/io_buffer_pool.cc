@@ -21,11 +21,11 @@ int ClassOf(size_t bytes) {
 IoBuffer& IoBuffer::operator=(IoBuffer&& o) noexcept {
   if (this != &o) {
     Release();
-    pool_ = o.pool_;
+    pool_ = std::move(o.pool_);
     p_ = o.p_;
     cap_ = o.cap_;
     registered_ = o.registered_;
-    o.pool_ = nullptr;
+    o.pool_.reset();
     o.p_ = nullptr;
     o.cap_ = 0;
   }
@@ -35,7 +35,11 @@ IoBuffer& IoBuffer::operator=(IoBuffer&& o) noexcept {
 void IoBuffer::Release() {
   if (p_ && pool_) pool_->Return(p_, cap_, registered_);
   p_ = nullptr;
-  pool_ = nullptr;
+  pool_.reset();
+}
+
+std::shared_ptr<IoBufferPool> IoBufferPool::Create(size_t arena_bytes) {
+  return std::shared_ptr<IoBufferPool>(new IoBufferPool(arena_bytes));
 }
 
 IoBufferPool::IoBufferPool(size_t arena_bytes) {
@@ -62,7 +66,7 @@ IoBuffer IoBufferPool::Allocate(size_t bytes) {
   int cls = ClassOf(bytes);
   size_t cap = kMinBuffer << cls;
   IoBuffer b;
-  b.pool_ = this;
+  b.pool_ = shared_from_this();
   b.cap_ = cap;
   {
     std::lock_guard<std::mutex> l(mu_);

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -20,7 +21,7 @@ namespace sluice::data {
 class IoBufferPool;
 
 // A move-only handle to one buffer; returns it to its pool on destruction.
-// Must not outlive its pool.
+// It keeps the pool (and its arena) alive, so it may outlive the chunk store.
 class IoBuffer {
  public:
   IoBuffer() = default;
@@ -39,16 +40,16 @@ class IoBuffer {
  private:
   friend class IoBufferPool;
   void Release();
-  IoBufferPool* pool_ = nullptr;
+  std::shared_ptr<IoBufferPool> pool_;
   uint8_t* p_ = nullptr;
   size_t cap_ = 0;
   bool registered_ = false;
 };
 
-class IoBufferPool {
+class IoBufferPool : public std::enable_shared_from_this<IoBufferPool> {
  public:
   // Maps an arena of `arena_bytes` (rounded up to 2 MiB; 0 = no arena).
-  explicit IoBufferPool(size_t arena_bytes);
+  static std::shared_ptr<IoBufferPool> Create(size_t arena_bytes);
   ~IoBufferPool();
   IoBufferPool(const IoBufferPool&) = delete;
   IoBufferPool& operator=(const IoBufferPool&) = delete;
@@ -66,6 +67,7 @@ class IoBufferPool {
 
  private:
   friend class IoBuffer;
+  explicit IoBufferPool(size_t arena_bytes);
   static constexpr int kClasses = 15;  // 4 KiB .. 64 MiB
   void Return(uint8_t* p, size_t cap, bool registered);
 

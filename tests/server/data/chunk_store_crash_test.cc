@@ -11,7 +11,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <fstream>
 #include <map>
 #include <random>
@@ -26,6 +28,11 @@ namespace sluice::data {
 namespace {
 
 using namespace testing;
+
+uint64_t CountLines(const std::string& path) {
+  std::ifstream in(path);
+  return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+}
 
 // Kills the child on scope exit if still running (also when an assertion fails).
 struct Child {
@@ -68,8 +75,18 @@ TEST(ChunkStoreCrash, KillNineDuringOverwritesLeavesWholeVersions) {
             ack_path.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
-    // Kill somewhere between "still opening" and "deep in the loop".
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 400));
+    // Odd rounds kill at a random moment, maybe while the store is still
+    // opening; even rounds first wait for the driver to acknowledge a few
+    // updates (slow builds, e.g. sanitizers), then kill at a random moment.
+    if (round % 2 == 0) {
+      uint64_t before = CountLines(ack_path);
+      for (int waited = 0; waited < 10000 && CountLines(ack_path) < before + 20; waited += 5) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 100));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 400));
+    }
     int status = 0;
     ASSERT_EQ(waitpid(child.pid, &status, WNOHANG), 0)
         << "driver exited by itself (status " << status << "): it hit an error";
