@@ -220,6 +220,12 @@ void Endpoint::Stop() {
   if (progress_.joinable()) progress_.join();
 }
 
+void Endpoint::Shutdown() {
+  Stop();
+  if (ep_) fi_close(&ep_->fid);
+  ep_ = nullptr;
+}
+
 void Endpoint::SetTicker(uint32_t interval_ms, std::function<void()> tick) {
   tick_ms_ = interval_ms;
   tick_ = std::move(tick);
@@ -235,7 +241,12 @@ void Endpoint::ProgressLoop() {
     if (n > 0) {
       for (ssize_t i = 0; i < n; i++) {
         auto* op = static_cast<Operation*>(entries[i].op_context);
-        if (op && op->done) op->done(Status::Ok(), entries[i].len);
+        if (!op) continue;
+        if (op->complete) {
+          op->complete(op, Status::Ok(), entries[i].len);
+        } else if (op->done) {
+          op->done(Status::Ok(), entries[i].len);
+        }
       }
       last_activity = NowNanos();
       backoff_us = 0;
@@ -244,7 +255,11 @@ void Endpoint::ProgressLoop() {
       if (fi_cq_readerr(cq_, &err, 0) > 0) {
         auto* op = static_cast<Operation*>(err.op_context);
         std::string msg = std::string("libfabric completion error: ") + fi_strerror(err.err);
-        if (op && op->done) op->done(Status(FiCode(err.err), msg), 0);
+        if (op && op->complete) {
+          op->complete(op, Status(FiCode(err.err), msg), 0);
+        } else if (op && op->done) {
+          op->done(Status(FiCode(err.err), msg), 0);
+        }
       }
       last_activity = NowNanos();
     } else if (n == -FI_EAGAIN) {
@@ -320,7 +335,10 @@ void Endpoint::Remove(const std::string& raw_address) {
 Result<MemoryRegion> Endpoint::Register(void* addr, size_t len) {
   fid_mr* mr = nullptr;
   uint64_t access = FI_SEND | FI_RECV | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
-  int rc = fi_mr_reg(domain_, addr, len, access, 0, 0, 0, &mr, nullptr);
+  // Under FI_MR_PROV_KEY the provider picks the key; providers that decline
+  // that mode need a key unique within the domain, which we supply.
+  uint64_t requested_key = next_key_.fetch_add(1);
+  int rc = fi_mr_reg(domain_, addr, len, access, 0, requested_key, 0, &mr, nullptr);
   if (rc) return Status(Code::kNoSpace, FiError("fi_mr_reg", rc));
   if (info_->domain_attr->mr_mode & FI_MR_ENDPOINT) {
     rc = fi_mr_bind(mr, &ep_->fid, 0);

@@ -82,6 +82,9 @@ struct Operation {
   fi_context2 fi_ctx;  // must stay first: libfabric owns it while posted
   // status is OK or the error; len is the bytes received (receives only).
   std::function<void(Status status, size_t len)> done;
+  // Alternative to `done` for operations that free themselves on completion
+  // (a std::function must not destroy itself while running). Used if set.
+  void (*complete)(Operation* op, Status status, size_t len) = nullptr;
 };
 
 // An RDM endpoint with its own fabric, domain, address vector, completion
@@ -99,8 +102,11 @@ class Endpoint {
 
   // Starts the progress thread (waits on the CQ; runs completions).
   void Start();
-  // Stops the progress thread; outstanding operations complete with kCancelled.
+  // Stops the progress thread. Posted operations are abandoned (no callback).
   void Stop();
+  // Stops and closes the endpoint itself, so no posted buffer is touched any
+  // more; registered regions may then be freed before the Endpoint is destroyed.
+  void Shutdown();
 
   // This endpoint's raw address, to be given to peers.
   const std::string& name() const { return name_; }
@@ -143,7 +149,8 @@ class Endpoint {
   fid_ep* ep_ = nullptr;
   std::string name_;
   size_t inject_size_ = 0;
-  int cq_fd_ = -1;  // CQ wait descriptor, or -1 when the CQ is polled
+  int cq_fd_ = -1;
+  std::atomic<uint64_t> next_key_{1};  // CQ wait descriptor, or -1 when the CQ is polled
 
   std::mutex av_mu_;
   std::unordered_map<std::string, fi_addr_t> av_cache_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -41,7 +42,7 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
   std::error_code ec;
-  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  if (!path_.empty() && !std::getenv("SLUICE_KEEP_TMP")) std::filesystem::remove_all(path_, ec);
 }
 
 Child Child::Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
@@ -99,6 +100,23 @@ int Child::Wait(int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return -1;
+}
+
+bool WaitForText(const std::string& path, const std::string& text, int timeout_ms) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    FILE* f = fopen(path.c_str(), "r");
+    if (f) {
+      std::string all;
+      char buf[4096];
+      size_t n;
+      while ((n = fread(buf, 1, sizeof buf, f)) > 0) all.append(buf, n);
+      fclose(f);
+      if (all.find(text) != std::string::npos) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 std::string BinDir() {

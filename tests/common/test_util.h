@@ -42,6 +42,9 @@ class Child {
   pid_t pid_ = -1;
 };
 
+// Waits until the file at `path` contains `text`; false after timeout_ms.
+bool WaitForText(const std::string& path, const std::string& text, int timeout_ms = 10000);
+
 // Directory holding the built binaries (build/bin).
 std::string BinDir();
 
