@@ -255,8 +255,9 @@ Result<Run::LoopOutcome> Run::Stonewalled(uint64_t limit, uint64_t start_ns, Sta
   }
   o.at_stonewall = i;
   o.hit_seconds = (NowNanos() - start_ns) / 1e9;
+  const bool hit = i < limit && err->ok();  // stopped by the stonewall, not the cap
   SLUICE_ASSIGN_OR_RETURN(o.target, comm_->AllMax(i));
-  if (o.target > i) progress_.WearOut(i, o.target);
+  if (hit || o.target > i) progress_.WearOut(i, o.target);
   while (i < o.target && err->ok()) {
     Fail(err, op(i));
     if (!err->ok()) break;

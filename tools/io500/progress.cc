@@ -24,9 +24,14 @@ void Progress::WearOut(uint64_t done, uint64_t target) {
   wear_target_ = target;
   if (!enabled_) return;
   double el = (NowNanos() - start_ns_) / 1e9;
-  std::fprintf(stderr, "[%s] %.0f s: stonewall reached, rank 0 at %llu %s; wear-out to %llu\n",
-               phase_.c_str(), el, static_cast<unsigned long long>(done), unit_.c_str(),
-               static_cast<unsigned long long>(target));
+  if (target > done) {
+    std::fprintf(stderr, "[%s] %.0f s: stonewall reached, rank 0 at %llu %s; wear-out to %llu\n",
+                 phase_.c_str(), el, static_cast<unsigned long long>(done), unit_.c_str(),
+                 static_cast<unsigned long long>(target));
+  } else {
+    std::fprintf(stderr, "[%s] %.0f s: stonewall reached, rank 0 at %llu %s (the most of any rank)\n",
+                 phase_.c_str(), el, static_cast<unsigned long long>(done), unit_.c_str());
+  }
 }
 
 void Progress::Note(const std::string& text) {
