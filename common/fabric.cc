@@ -232,6 +232,7 @@ void Endpoint::SetTicker(uint32_t interval_ms, std::function<void()> tick) {
 }
 
 void Endpoint::ProgressLoop() {
+  progress_id_ = std::this_thread::get_id();
   fi_cq_msg_entry entries[64];
   uint64_t next_tick = NowMillis() + tick_ms_;
   uint64_t last_activity = NowNanos();
@@ -352,15 +353,21 @@ Result<MemoryRegion> Endpoint::Register(void* addr, size_t len) {
 }
 
 Status Endpoint::Post(const char* what, const std::function<ssize_t()>& post) {
-  // Retries while the provider's queues are full; drives progress meanwhile
-  // (a zero-count read) and backs off so that nothing spins.
+  // Retries while the provider's queues are full (or a peer is still being
+  // connected), driving progress meanwhile and backing off so nothing spins.
+  // The progress thread itself may not wait long: it is what drains queues.
+  bool on_progress = std::this_thread::get_id() == progress_id_.load();
+  uint64_t deadline = NowMillis() + (on_progress ? 2 : 2000);
   for (int attempt = 0;; attempt++) {
     ssize_t rc = post();
     if (rc == 0) return Status::Ok();
     if (rc != -FI_EAGAIN) return Status(FiCode(static_cast<int>(-rc)), FiError(what, rc));
     fi_cq_read(cq_, nullptr, 0);
-    if (attempt > 20) std::this_thread::sleep_for(std::chrono::microseconds(50));
-    if (attempt > 200000) return Status(Code::kBusy, std::string(what) + ": queue stayed full");
+    if (NowMillis() > deadline) {
+      return Status(Code::kUnavailable,
+                    std::string(what) + ": the peer is not accepting (queue full or unreachable)");
+    }
+    if (attempt > 10) std::this_thread::sleep_for(std::chrono::microseconds(on_progress ? 20 : 100));
   }
 }
 

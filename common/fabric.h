@@ -157,6 +157,7 @@ class Endpoint {
 
   std::atomic<bool> running_{false};
   std::thread progress_;
+  std::atomic<std::thread::id> progress_id_{};
   uint32_t tick_ms_ = 100;
   std::function<void()> tick_;
 };
