@@ -3,7 +3,8 @@
 // shared directory and in one directory per thread, against the same
 // operations on local ext4 through the kernel, measured in the same run.
 //
-//   bench_meta_store [--threads T] [--files F] [--dir /path/on/ext4]
+//   bench_meta_store [--threads T] [--files F] [--dir /path/on/ext4] [--repeat R]
+// With --repeat R every configuration runs R times and each column keeps its best.
 //
 // ops: create (O_CREAT|O_EXCL; ext4: open+close), stat (lookup of a name
 // in its directory; ext4: stat(2) of the path), getattr (by inode number;
@@ -228,6 +229,21 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
   return r;
 }
 
+// Best of `repeat` runs, column by column (this machine is shared and noisy).
+Rates Best(int repeat, const std::function<Rates()>& run) {
+  Rates best;
+  for (int i = 0; i < repeat; ++i) {
+    Rates r = run();
+    best.create = std::max(best.create, r.create);
+    best.stat = std::max(best.stat, r.stat);
+    best.getattr = std::max(best.getattr, r.getattr);
+    best.readdir = std::max(best.readdir, r.readdir);
+    best.unlink = std::max(best.unlink, r.unlink);
+    best.group_commit = std::max(best.group_commit, r.group_commit);
+  }
+  return best;
+}
+
 void Print(const char* label, const Rates& r, const Rates* base) {
   std::printf("%-18s %9.0f %9.0f %9.0f %12.0f %9.0f", label, r.create, r.stat, r.getattr,
               r.readdir, r.unlink);
@@ -244,28 +260,29 @@ void Print(const char* label, const Rates& r, const Rates* base) {
 
 int main(int argc, char** argv) {
   using namespace sluice::meta;
-  int threads = 4, files = 2000;
+  int threads = 4, files = 2000, repeat = 1;
   std::string base = "/tmp";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--files") files = std::atoi(argv[i + 1]);
     else if (a == "--dir") base = argv[i + 1];
-    else Die("unknown flag " + a + " (flags: --threads T --files F --dir D)");
+    else if (a == "--repeat") repeat = std::atoi(argv[i + 1]);
+    else Die("unknown flag " + a + " (flags: --threads T --files F --dir D --repeat R)");
   }
-  if (threads < 1 || files < 1) Die("--threads and --files must be positive");
+  if (threads < 1 || files < 1 || repeat < 1) Die("--threads, --files and --repeat must be positive");
   std::string work = base + "/bench-meta-" + std::to_string(getpid());
   std::filesystem::create_directories(work);
-  std::printf("bench_meta_store: %d threads x %d files, work dir %s, %u cores\n", threads, files,
-              work.c_str(), std::thread::hardware_concurrency());
+  std::printf("bench_meta_store: %d threads x %d files, best of %d, work dir %s, %u cores\n",
+              threads, files, repeat, work.c_str(), std::thread::hardware_concurrency());
   std::printf("Sluice = MetaStore in-process (WAL synced per change); ext4 = syscalls, no fsync\n");
   std::printf("ops/s                 create      stat   getattr readdir(e/s)    unlink  ratio vs ext4 (same columns)\n");
   for (bool shared : {true, false}) {
     std::printf("-- %s\n", shared ? "one shared directory" : "one directory per thread");
-    Rates ext4 = BenchExt4(work, shared, threads, files);
+    Rates ext4 = Best(repeat, [&] { return BenchExt4(work, shared, threads, files); });
     Print("ext4 (kernel)", ext4, nullptr);
     for (uint32_t shards : {1u, 2u, 4u}) {
-      Rates r = BenchSluice(work, shards, shared, threads, files);
+      Rates r = Best(repeat, [&] { return BenchSluice(work, shards, shared, threads, files); });
       std::string label = "sluice " + std::to_string(shards) + " shard" + (shards > 1 ? "s" : "");
       Print(label.c_str(), r, &ext4);
     }
