@@ -231,6 +231,31 @@ void Endpoint::SetTicker(uint32_t interval_ms, std::function<void()> tick) {
   tick_ = std::move(tick);
 }
 
+void Endpoint::HandleBatch(fi_cq_msg_entry* entries, ssize_t n) {
+  if (n == -FI_EAVAIL) {
+    fi_cq_err_entry err{};
+    if (fi_cq_readerr(cq_, &err, 0) > 0) {
+      auto* op = static_cast<Operation*>(err.op_context);
+      std::string msg = std::string("libfabric completion error: ") + fi_strerror(err.err);
+      if (op && op->complete) {
+        op->complete(op, Status(FiCode(err.err), msg), 0);
+      } else if (op && op->done) {
+        op->done(Status(FiCode(err.err), msg), 0);
+      }
+    }
+    return;
+  }
+  for (ssize_t i = 0; i < n; i++) {
+    auto* op = static_cast<Operation*>(entries[i].op_context);
+    if (!op) continue;
+    if (op->complete) {
+      op->complete(op, Status::Ok(), entries[i].len);
+    } else if (op->done) {
+      op->done(Status::Ok(), entries[i].len);
+    }
+  }
+}
+
 void Endpoint::ProgressLoop() {
   progress_id_ = std::this_thread::get_id();
   fi_cq_msg_entry entries[64];
@@ -239,41 +264,27 @@ void Endpoint::ProgressLoop() {
   uint32_t backoff_us = 0;
   while (running_.load(std::memory_order_relaxed)) {
     ssize_t n = fi_cq_read(cq_, entries, 64);
-    if (n > 0) {
-      for (ssize_t i = 0; i < n; i++) {
-        auto* op = static_cast<Operation*>(entries[i].op_context);
-        if (!op) continue;
-        if (op->complete) {
-          op->complete(op, Status::Ok(), entries[i].len);
-        } else if (op->done) {
-          op->done(Status::Ok(), entries[i].len);
-        }
-      }
+    if (n > 0 || n == -FI_EAVAIL) {
+      HandleBatch(entries, n);
       last_activity = NowNanos();
       backoff_us = 0;
-    } else if (n == -FI_EAVAIL) {
-      fi_cq_err_entry err{};
-      if (fi_cq_readerr(cq_, &err, 0) > 0) {
-        auto* op = static_cast<Operation*>(err.op_context);
-        std::string msg = std::string("libfabric completion error: ") + fi_strerror(err.err);
-        if (op && op->complete) {
-          op->complete(op, Status(FiCode(err.err), msg), 0);
-        } else if (op && op->done) {
-          op->done(Status(FiCode(err.err), msg), 0);
-        }
-      }
-      last_activity = NowNanos();
     } else if (n == -FI_EAGAIN) {
       uint64_t now_ms = NowMillis();
       int wait_ms = now_ms >= next_tick ? 0 : static_cast<int>(next_tick - now_ms);
-      if (cq_fd_ >= 0) {
-        // Sleep on the CQ's descriptor; fi_trywait says when that is safe.
-        fid* fids[1] = {&cq_->fid};
-        if (wait_ms > 0 && fi_trywait(fabric_, fids, 1) == FI_SUCCESS) {
-          pollfd pfd{cq_fd_, POLLIN, 0};
-          poll(&pfd, 1, wait_ms);
+      if (NowNanos() - last_activity < 30000) {
+        // Right after a completion more usually follow: poll briefly (at most
+        // 30 us) before sleeping, which halves small round trips.
+      } else if (cq_fd_ >= 0) {
+        // Sleep in the provider's wait (its wait set includes the sockets
+        // that manual progress must read).
+        if (wait_ms > 0) {
+          ssize_t m = fi_cq_sread(cq_, entries, 64, nullptr, wait_ms);
+          if (m > 0 || m == -FI_EAVAIL) {
+            HandleBatch(entries, m);
+            last_activity = NowNanos();
+          }
         }
-      } else if (NowNanos() - last_activity > 20000) {
+      } else {
         // No wait object: sleep, doubling up to 1 ms while idle.
         backoff_us = backoff_us == 0 ? 20 : std::min<uint32_t>(backoff_us * 2, 1000);
         std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));

@@ -14,6 +14,7 @@
 
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
+#include <rdma/fi_eq.h>
 
 #include <atomic>
 #include <cstdint>
@@ -139,6 +140,7 @@ class Endpoint {
   Endpoint() = default;
   Status Post(const char* what, const std::function<ssize_t()>& post);
   void ProgressLoop();
+  void HandleBatch(fi_cq_msg_entry* entries, ssize_t n);
 
   std::string provider_;
   fi_info* info_ = nullptr;

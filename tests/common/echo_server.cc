@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
         resp->set_data(req.data());
         auto p = ctx.request_payload();
         resp->set_bulk_len(p.size());
-        resp->set_crc(Crc32c(p.data(), p.size()));
+        if (req.want_crc()) resp->set_crc(Crc32c(p.data(), p.size()));
         if (req.bulk() && !p.empty()) ctx.SetResponsePayload(p.data(), p.size());
         return Status::Ok();
       });

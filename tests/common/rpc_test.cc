@@ -190,6 +190,7 @@ class RpcProcessTest : public ::testing::TestWithParam<std::string> {
     req.set_data(data);
     req.set_sleep_ms(sleep_ms);
     req.set_bulk(bulk);
+    req.set_want_crc(true);
     return client_->Call(peer_, kEcho, req, resp, opts);
   }
 
