@@ -67,6 +67,7 @@ class LocalShardHandle : public ShardHandle {
   Status TxnPrepare(const TxnPrepareRecord& record) override { return store_->TxnPrepare(record); }
   Status TxnDecide(uint64_t txid, bool commit) override { return store_->TxnDecide(txid, commit); }
   Status TxnApply(const std::vector<TxnOp>& ops) override { return store_->TxnApply(ops); }
+  Result<std::vector<uint64_t>> TxnListPrepared() override { return store_->PreparedTxns(); }
 
   Status Rename(const RenameRequest& req) override {
     if (!coordinator_) return NotCoordinator("rename");

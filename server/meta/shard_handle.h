@@ -74,6 +74,9 @@ class ShardHandle {
   virtual Status TxnDecide(uint64_t txid, bool commit) = 0;
   // One-phase: check and apply ops atomically when they all live on this shard.
   virtual Status TxnApply(const std::vector<TxnOp>& ops) = 0;
+  // The txids prepared here and not yet decided (the coordinator aborts
+  // those it has no intent for: prepares that arrived after an abort).
+  virtual Result<std::vector<uint64_t>> TxnListPrepared() = 0;
 
   // ---- served by the coordinator shard only (kUnsupported elsewhere).
   virtual Status Rename(const RenameRequest& req) = 0;

@@ -190,6 +190,37 @@ Status TxnCoordinator::RunTxn(const std::string& description, const OpsByShard& 
 Status TxnCoordinator::Recover() {
   SLUICE_ASSIGN_OR_RETURN(std::vector<TxnIntentRecord> intents, home_->ListIntents());
   Status first;
+  // Orphans first: a participant's prepared txn from this coordinator with
+  // no intent and not in flight can only be a prepare that arrived after its
+  // abort (an intent is written before any prepare and deleted after every
+  // decision), so it is aborted. Txids carry their coordinator's shard id.
+  std::unordered_set<uint64_t> known;
+  for (const TxnIntentRecord& in : intents) known.insert(in.txid());
+  for (ShardHandle* shard : shards_) {
+    auto prepared = shard->TxnListPrepared();
+    if (!prepared.ok()) {
+      if (first.ok()) first = prepared.status().Prefix("recover: list prepared on shard " + std::to_string(shard->shard_id()));
+      continue;
+    }
+    for (uint64_t txid : prepared.value()) {
+      if (InodeShard(txid) != home_->shard_id() || known.count(txid)) continue;
+      {
+        std::lock_guard<std::mutex> g(inflight_mu_);
+        if (inflight_.count(txid)) continue;
+      }
+      // Re-check the intent log: the txn may have started after the listing above.
+      auto again = home_->ListIntents();
+      bool has_intent = false;
+      if (again.ok()) {
+        for (auto& in : again.value()) has_intent = has_intent || in.txid() == txid;
+      }
+      if (!again.ok() || has_intent) continue;
+      Status st = shard->TxnDecide(txid, false);
+      LOG_INFO("recovery: aborted orphan prepared txn " + std::to_string(txid) + " on shard " +
+               std::to_string(shard->shard_id()) + (st.ok() ? "" : ": " + st.ToString()));
+      if (!st.ok() && first.ok()) first = st;
+    }
+  }
   for (const TxnIntentRecord& in : intents) {
     {
       std::lock_guard<std::mutex> g(inflight_mu_);

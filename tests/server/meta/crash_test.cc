@@ -206,9 +206,10 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, CrashTest,
                          ::testing::Values("rename_dir", "rename_replace", "rmdir"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
-// Recovery with a participant restarted alone: the coordinator stays up,
-// one shard dies after preparing; the others still hold their keys (kBusy)
-// until the coordinator resolves the transaction.
+// A participant restarted with a prepared transaction keeps its keys held
+// (kBusy to others) until the coordinator decides; a prepared txn the
+// coordinator has no intent for (a prepare that arrived after its abort) is
+// aborted by Recover().
 TEST(CrashTest, PreparedKeysStayHeldUntilDecided) {
   std::string dir = testing::MakeTempDir("held");
   {
@@ -216,11 +217,11 @@ TEST(CrashTest, PreparedKeysStayHeldUntilDecided) {
     ASSERT_OK(testing::SetupCrashNamespace(c.ns()));
     auto n = testing::ResolveNames(c.ns());
     ASSERT_OK(n);
-    // Prepare by hand on shard 1 only (as if the coordinator died after it).
     auto f = c.ns().Lookup(Root(), n->a, n->f_src);
     ASSERT_OK(f);
+    const uint64_t txid = MakeIno(0, 1u << 30);  // coordinator shard 0, never allocated
     TxnPrepareRecord rec;
-    rec.set_txid(777);
+    rec.set_txid(txid);
     rec.set_coordinator_shard(0);
     TxnOp* op = rec.add_ops();
     op->set_kind(TxnOp::DELETE_DENTRY);
@@ -228,10 +229,11 @@ TEST(CrashTest, PreparedKeysStayHeldUntilDecided) {
     op->set_name(n->f_src);
     op->set_expect_ino(f->ino());
     ASSERT_OK(c.store(1).TxnPrepare(rec));
-    ASSERT_OK(c.Reopen());  // no intent on shard 0: recovery does not know 777
-    EXPECT_EQ(c.store(1).PreparedTxns(), std::vector<uint64_t>{777});
+    c.ReopenWithoutRecovery();
+    EXPECT_EQ(c.store(1).PreparedTxns(), std::vector<uint64_t>{txid});
     EXPECT_CODE(c.handle(1)->Unlink(Root(), n->a, n->f_src), kBusy);
-    ASSERT_OK(c.store(1).TxnDecide(777, false));
+    ASSERT_OK(c.coordinator().Recover());
+    EXPECT_TRUE(c.store(1).PreparedTxns().empty());
     EXPECT_OK(c.ns().Unlink(Root(), n->a, n->f_src));
   }
   std::filesystem::remove_all(dir);

@@ -71,6 +71,11 @@ class MetaCluster {
     Open();
     return coordinator_->Recover();
   }
+  // Closes and reopens every shard without recovery.
+  void ReopenWithoutRecovery() {
+    Close();
+    Open();
+  }
 
   std::string ShardPath(uint32_t s) const { return dir_ + "/shard" + std::to_string(s); }
   ShardRouter& ns() { return *router_; }
