@@ -109,7 +109,13 @@ class Run {
   }
   // A path as the user knows it: the back end's root plus the relative path.
   std::string Shown(const std::string& rel) const { return fs_->Describe() + "/" + rel; }
-  int Neighbour() const { return (rank_ + 1) % n_; }  // IOR -C -Q 1, mdtest -N 1
+  // Whose data this rank reads back. IOR -C -Q k: the rank k nodes further
+  // on (rank + k * tasks per node) mod N, so on one node a rank reads its own
+  // file; mdtest -N 1: the next rank.
+  int IorReadsFrom(int node_shift) const {
+    return static_cast<int>((rank_ + static_cast<int64_t>(node_shift) * comm_->ranks_per_node()) % n_);
+  }
+  int MdtestReadsFrom() const { return (rank_ + 1) % n_; }
   std::string Data(const std::string& rel) const { return run_dir_ + "/datafiles/" + rel; }
   std::string EasyFile(int r) const { return Data(Fmt("ior-easy/ior_file_easy.%08d", r)); }
   std::string HardFile() const { return Data("ior-hard/file"); }
@@ -325,9 +331,11 @@ Status Run::IorEasyRead() {
   p.group = ScoreGroup::kBandwidth;
   const uint64_t t = opt_.ior_easy_transfer;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = IorReadsFrom(1);
   progress_.Begin(p.name,
-                  Fmt("each rank reads and verifies the file of rank+1: %" PRIu64 " x %s",
+                  Fmt("rank 0 reads and verifies the file of rank %d (IOR -C -Q 1): %" PRIu64
+                      " x %s",
+                      w,
                       easy_transfers_, HumanBytes(t).c_str()),
                   easy_transfers_, 0, "transfers");
   Status err;
@@ -375,11 +383,11 @@ Status Run::IorRnd4kEasyRead() {
   const uint64_t file_bytes = easy_transfers_ * opt_.ior_easy_transfer;
   const uint64_t blocks = file_bytes / bs;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = IorReadsFrom(2);
   progress_.Begin(p.name,
-                  Fmt("random %s reads of rank+1's ior-easy file (%" PRIu64
-                      " blocks), stonewall %d s",
-                      HumanBytes(bs).c_str(), blocks, opt_.stonewall_seconds),
+                  Fmt("random %s reads of rank %d's ior-easy file (%" PRIu64
+                      " blocks, IOR -z -C -Q 2), stonewall %d s",
+                      HumanBytes(bs).c_str(), w, blocks, opt_.stonewall_seconds),
                   blocks, opt_.stonewall_seconds, "reads");
   Status err;
   std::string path = EasyFile(w);
@@ -459,11 +467,11 @@ Status Run::IorHardRead() {
   p.group = ScoreGroup::kBandwidth;
   const uint64_t t = opt_.ior_hard_transfer;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = IorReadsFrom(1);
   progress_.Begin(p.name,
-                  Fmt("each rank reads and verifies rank+1's %" PRIu64 " segments of %" PRIu64
-                      " bytes",
-                      hard_segments_, t),
+                  Fmt("rank 0 reads and verifies rank %d's %" PRIu64 " segments of %" PRIu64
+                      " bytes (IOR -C -Q 1)",
+                      w, hard_segments_, t),
                   hard_segments_, 0, "segments");
   Status err;
   std::string path = HardFile();
@@ -613,7 +621,7 @@ Status Run::MdtestEasyStat() {
   p.name = "mdtest-easy-stat";
   p.group = ScoreGroup::kMetadata;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = MdtestReadsFrom();
   progress_.Begin(p.name, Fmt("stat rank+1's %" PRIu64 " files", md_easy_files_), md_easy_files_,
                   0, "files");
   Status err;
@@ -636,7 +644,7 @@ Status Run::MdtestHardStat() {
   p.name = "mdtest-hard-stat";
   p.group = ScoreGroup::kMetadata;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = MdtestReadsFrom();
   progress_.Begin(p.name, Fmt("stat rank+1's %" PRIu64 " files", md_hard_files_), md_hard_files_,
                   0, "files");
   Status err;
@@ -660,7 +668,7 @@ Status Run::MdtestEasyDelete() {
   p.name = "mdtest-easy-delete";
   p.group = ScoreGroup::kMetadata;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = MdtestReadsFrom();
   progress_.Begin(p.name, Fmt("unlink rank+1's %" PRIu64 " files", md_easy_files_),
                   md_easy_files_, 0, "files");
   Status err;
@@ -680,7 +688,7 @@ Status Run::MdtestHardRead() {
   p.group = ScoreGroup::kMetadata;
   const uint64_t sz = opt_.mdtest_hard_bytes;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = MdtestReadsFrom();
   progress_.Begin(p.name,
                   Fmt("open, read and verify %" PRIu64 " bytes of rank+1's %" PRIu64 " files",
                       sz, md_hard_files_),
@@ -712,7 +720,7 @@ Status Run::MdtestHardDelete() {
   p.name = "mdtest-hard-delete";
   p.group = ScoreGroup::kMetadata;
   SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = Neighbour();
+  const int w = MdtestReadsFrom();
   progress_.Begin(p.name, Fmt("unlink rank+1's %" PRIu64 " files", md_hard_files_),
                   md_hard_files_, 0, "files");
   Status err;

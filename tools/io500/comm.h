@@ -22,6 +22,8 @@ class Comm {
   virtual int size() const = 0;
   // True on exactly one rank per node (the one that drops the page cache).
   virtual bool node_leader() const = 0;
+  // Ranks on this rank's node (IOR's tasksPerNode; assumed equal on all nodes).
+  virtual int ranks_per_node() const = 0;
   virtual std::string Describe() const = 0;
 
   // Returns when every rank has called Barrier. Fails (instead of hanging)

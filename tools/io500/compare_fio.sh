@@ -9,7 +9,8 @@
 # ROUNDS rounds (default 3) and the median of the per-round ratios is printed.
 # Equivalent fio job: one file per process (numjobs=RANKS), sequential 2 MiB
 # pwrite/pread (ioengine=psync), fsync before close (end_fsync=1), no
-# preallocation (fallocate=none: IOR does not preallocate), the same
+# preallocation (fallocate=none) and no posix_fadvise (fadvise_hint=0): IOR does
+# neither; the same
 # bytes per process; page cache dropped before each step when root.
 set -euo pipefail
 BIN=$1
@@ -33,13 +34,13 @@ fio_run() {  # $1 = write|read, $2 = round
   local t0 t1
   t0=$(date +%s.%N)
   fio --name=easy --directory="$WORK/fio" --rw="$1" --bs=2M --size="${MIB}M" \
-      --numjobs="$RANKS" --ioengine=psync --end_fsync=1 --fallocate=none --group_reporting \
+      --numjobs="$RANKS" --ioengine=psync --end_fsync=1 --fallocate=none --fadvise_hint=0 --group_reporting \
       --output-format=json > "$WORK/fio-$1-$2.json"
   t1=$(date +%s.%N)
   echo "$t0 $t1" > "$WORK/fio-$1-$2.time"
 }
 echo "sluice-io500: $RANKS ranks, ior-easy capped at $MIB MiB per rank (cap, not stonewall, ends it)"
-echo "fio: numjobs=$RANKS rw=write then read, bs=2M size=${MIB}M ioengine=psync end_fsync=1 fallocate=none"
+echo "fio: numjobs=$RANKS rw=write then read, bs=2M size=${MIB}M ioengine=psync end_fsync=1 fallocate=none fadvise_hint=0"
 echo "load average before: $(cat /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   ours_run "$r"

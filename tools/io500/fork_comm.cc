@@ -85,6 +85,8 @@ Result<std::unique_ptr<ForkComm>> ForkComm::Spawn(int n) {
     rel_rd[i] = r[0];
     rel_wr[i] = r[1];
   }
+  // A peer that dies while we write to its pipe must give EPIPE, not kill us.
+  ::signal(SIGPIPE, SIG_IGN);
   std::fflush(stdout);
   std::fflush(stderr);
   for (int i = 1; i < n; ++i) {
@@ -117,8 +119,6 @@ Result<std::unique_ptr<ForkComm>> ForkComm::Spawn(int n) {
     c->arrive_[i] = arr_rd[i];
     c->release_[i] = rel_wr[i];
   }
-  // A child that dies while rank 0 writes to its release pipe must not kill rank 0.
-  ::signal(SIGPIPE, SIG_IGN);
   return c;
 }
 

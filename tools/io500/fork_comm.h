@@ -31,6 +31,7 @@ class ForkComm final : public Comm {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   bool node_leader() const override { return rank_ == 0; }
+  int ranks_per_node() const override { return size_; }
   std::string Describe() const override;
   Status Barrier() override;
   Result<std::vector<uint64_t>> AllGather(uint64_t value) override;

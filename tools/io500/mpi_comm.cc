@@ -29,6 +29,7 @@ Result<std::unique_ptr<MpiComm>> MpiComm::Init(int* argc, char*** argv) {
       "MPI_Comm_split_type"));
   int node_rank = 0;
   MPI_Comm_rank(node, &node_rank);
+  MPI_Comm_size(node, &c->ranks_per_node_);
   MPI_Comm_free(&node);
   c->node_leader_ = node_rank == 0;
   int leader = c->node_leader_ ? 1 : 0;

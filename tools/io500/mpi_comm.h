@@ -17,6 +17,7 @@ class MpiComm final : public Comm {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   bool node_leader() const override { return node_leader_; }
+  int ranks_per_node() const override { return ranks_per_node_; }
   std::string Describe() const override;
   Status Barrier() override;
   Result<std::vector<uint64_t>> AllGather(uint64_t value) override;
@@ -28,6 +29,7 @@ class MpiComm final : public Comm {
   int size_ = 1;
   int nodes_ = 1;
   bool node_leader_ = true;
+  int ranks_per_node_ = 1;
 };
 
 }  // namespace sluice::io500
