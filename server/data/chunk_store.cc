@@ -40,7 +40,9 @@ namespace {
 
 constexpr char kFormatKey[] = "m:format";
 constexpr char kFormatValue[] = "sluice-chunk-store-1";
-constexpr int kReadAttempts = 3;
+// Reads are optimistic (no lock) and retry when an update raced them; the
+// last attempt holds the chunks' update locks so a busy chunk cannot starve it.
+constexpr int kReadAttempts = 4;
 constexpr size_t kMaxUpdateGroup = 32;
 constexpr uint64_t kMaxUpdateGroupBytes = 512ull << 20;
 
@@ -362,6 +364,18 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
   for (int attempt = 0; attempt < kReadAttempts && !todo.empty(); attempt++) {
     ops.clear();
     jobs.clear();
+    std::vector<std::unique_lock<std::mutex>> held;
+    if (attempt == kReadAttempts - 1) {
+      std::vector<std::mutex*> locks;
+      for (size_t i : todo) locks.push_back(&ChunkLock(requests[i].chunk));
+      std::sort(locks.begin(), locks.end());
+      locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+      for (std::mutex* m : locks) held.emplace_back(*m);
+      for (size_t i : todo) {  // records as they are now, stable while we hold the locks
+        ss[i] = db_->Get(rocksdb::ReadOptions(), keys[i], &reread[i]);
+        use_reread[i] = true;
+      }
+    }
     for (size_t i : todo) {
       const ReadRequest& rq = requests[i];
       ReadResult& r = out[i];
