@@ -147,3 +147,20 @@ TEST(Score, JsonCarriesScoresAndValidity) {
 
 }  // namespace
 }  // namespace sluice::io500
+
+namespace sluice::io500 {
+namespace {
+
+TEST(Score, UnverifiedReadsInvalidate) {
+  RunReport r;
+  r.options.stonewall_seconds = 300;
+  r.options.verify = false;
+  r.phases = KnownPhases();
+  FinalizeReport(&r);
+  EXPECT_FALSE(r.valid);
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_NE(r.problems[0].find("not verified"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::io500

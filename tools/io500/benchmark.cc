@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 #include "common/clock.h"
 #include "tools/io500/data_pattern.h"
@@ -106,6 +107,12 @@ class Run {
       it = patterns_.emplace(writer, std::make_unique<DataPattern>(opt_.seed, writer)).first;
     }
     return *it->second;
+  }
+  // The first mismatching offset, or nothing (also when verification is off).
+  std::optional<uint64_t> Verify(const DataPattern& pat, const uint8_t* buf, size_t len,
+                                 uint64_t offset, uint64_t object) const {
+    if (!opt_.verify) return std::nullopt;
+    return pat.FirstMismatch(buf, len, offset, object);
   }
   // A path as the user knows it: the back end's root plus the relative path.
   std::string Shown(const std::string& rel) const { return fs_->Describe() + "/" + rel; }
@@ -357,7 +364,7 @@ Status Run::IorEasyRead() {
                                          path.c_str(), i * t, *n, t)));
         break;
       }
-      if (auto bad = pat.FirstMismatch(buf.data(), t, i * t, 0)) {
+      if (auto bad = Verify(pat, buf.data(), t, i * t, 0)) {
         Fail(&err, Status(Code::kCorrupt, "ior-easy-read: " + VerifyError(Shown(path), pat, buf.data(),
                                                                           i * t, *bad, 0, w)));
         break;
@@ -405,7 +412,7 @@ Status Run::IorRnd4kEasyRead() {
           return Status(Code::kIo, Fmt("ior-rnd4K-easy-read: short read of %s at %" PRIu64,
                                        path.c_str(), off));
         }
-        if (auto bad = pat.FirstMismatch(buf.data(), bs, off, 0)) {
+        if (auto bad = Verify(pat, buf.data(), bs, off, 0)) {
           return Status(Code::kCorrupt, "ior-rnd4K-easy-read: " +
                                             VerifyError(Shown(path), pat, buf.data(), off, *bad, 0, w));
         }
@@ -493,7 +500,7 @@ Status Run::IorHardRead() {
                                          path.c_str(), off, *n, t)));
         break;
       }
-      if (auto bad = pat.FirstMismatch(buf.data(), t, off, 0)) {
+      if (auto bad = Verify(pat, buf.data(), t, off, 0)) {
         Fail(&err, Status(Code::kCorrupt, "ior-hard-read: " +
                                               VerifyError(Shown(path), pat, buf.data(), off, *bad, 0, w)));
         break;
@@ -705,7 +712,7 @@ Status Run::MdtestHardRead() {
     if (*n != sz) {
       return Status(Code::kIo, Fmt("read %s: got %zu of %" PRIu64 " bytes", path.c_str(), *n, sz));
     }
-    if (auto bad = pat.FirstMismatch(buf.data(), sz, 0, i)) {
+    if (auto bad = Verify(pat, buf.data(), sz, 0, i)) {
       return Status(Code::kCorrupt, VerifyError(Shown(path), pat, buf.data(), 0, *bad, i, w));
     }
     return cl;

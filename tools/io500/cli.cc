@@ -43,6 +43,8 @@ const char kUsage[] =
     "  --progress S            seconds between progress lines (default 10; 0 = off)\n"
     "  --seed X                data pattern seed (default: from the start time)\n"
     "  --keep                  keep the benchmark files\n"
+    "  --no-verify             do not compare read data (diagnostics only; marks\n"
+    "                          the run invalid)\n"
     "  --test-corrupt SET      test hook: change a byte of SET (ior-easy, ior-hard,\n"
     "                          mdtest-hard) between its write and read phases\n";
 
@@ -89,6 +91,7 @@ std::string ParseArgs(int argc, char** argv, Args* a) {
     if (k == "--keep") { a->opt.keep_files = true; continue; }
     if (k == "--no-rnd4k") { a->opt.run_rnd4k = false; continue; }
     if (k == "--no-drop-caches") { a->opt.drop_caches = false; continue; }
+    if (k == "--no-verify") { a->opt.verify = false; continue; }
     if (!need(&v)) return "missing value after " + k;
     if (k == "--dir") {
       a->targets.push_back({"target", v});

@@ -24,10 +24,12 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/io500" "$WORK/fio"
 drop() { if [ -w /proc/sys/vm/drop_caches ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi; }
 
-ours_run() {  # $1 = round
-  "$BIN" --ranks "$RANKS" --stonewall 3600 --ior-easy-mib "$MIB" --ior-hard-segments 200 \
+ours_run() {  # $1 = round name, then extra options
+  local name=$1
+  shift
+  "$BIN" "$@" --ranks "$RANKS" --stonewall 3600 --ior-easy-mib "$MIB" --ior-hard-segments 200 \
     --mdtest-easy-files 1000 --mdtest-hard-files 1000 --no-rnd4k --progress 0 \
-    --dir "$WORK/io500" --result-dir "$WORK/res$1" > "$WORK/io500-$1.out" 2>&1
+    --dir "$WORK/io500" --result-dir "$WORK/res$name" > "$WORK/io500-$name.out" 2>&1
 }
 fio_run() {  # $1 = write|read, $2 = round
   drop
@@ -44,6 +46,7 @@ echo "fio: numjobs=$RANKS rw=write then read, bs=2M size=${MIB}M ioengine=psync 
 echo "load average before: $(cat /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   ours_run "$r"
+  ours_run "$r-noverify" --no-verify
   fio_run write "$r"
   fio_run read "$r"
   rm -f "$WORK"/fio/*
@@ -54,22 +57,30 @@ python3 - "$WORK" "$RANKS" "$MIB" "$ROUNDS" <<'PY'
 import json, statistics, sys
 work, ranks, mib, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 GiB = 2**30
-print(f"{'round':5} {'phase':15} {'sluice-io500':>13} {'fio bw':>10} {'fio wall':>10} {'ratio':>6} {'ratio/wall':>10}")
+print(f"{'round':5} {'phase':15} {'sluice-io500':>13} {'no-verify':>11} {'fio bw':>11} "
+      f"{'fio wall':>11} {'ratio':>6} {'ratio/wall':>10} {'nv ratio':>8}")
 ratios = {"ior-easy-write": [], "ior-easy-read": []}
 wratios = {"ior-easy-write": [], "ior-easy-read": []}
+nvratios = {"ior-easy-write": [], "ior-easy-read": []}
 for rd in range(1, rounds + 1):
     r = json.load(open(f"{work}/res{rd}/target/result.json"))
     ours = {p["name"]: p for p in r["phases"]}
+    rnv = json.load(open(f"{work}/res{rd}-noverify/target/result.json"))
+    nv = {p["name"]: p for p in rnv["phases"]}
     for ph, rw in (("ior-easy-write", "write"), ("ior-easy-read", "read")):
         j = json.load(open(f"{work}/fio-{rw}-{rd}.json"))
         fio_bw = j["jobs"][0][rw]["bw_bytes"] / GiB
         t0, t1 = map(float, open(f"{work}/fio-{rw}-{rd}.time").read().split())
         wall = ranks * mib * 2**20 / (t1 - t0) / GiB
         o = ours[ph]["score"]
+        n = nv[ph]["score"]
         ratios[ph].append(o / fio_bw)
         wratios[ph].append(o / wall)
-        print(f"{rd:5} {ph:15} {o:7.3f} GiB/s {fio_bw:6.3f} GiB/s {wall:6.3f} GiB/s {o / fio_bw:6.3f} {o / wall:10.3f}")
+        nvratios[ph].append(n / fio_bw)
+        print(f"{rd:5} {ph:15} {o:7.3f} GiB/s {n:5.3f} GiB/s {fio_bw:5.3f} GiB/s {wall:5.3f} GiB/s "
+              f"{o / fio_bw:6.3f} {o / wall:10.3f} {n / fio_bw:8.3f}")
 for ph in ratios:
     print(f"median ratio {ph}: sluice-io500 / fio bw = {statistics.median(ratios[ph]):.3f}, "
-          f"/ fio wall-clock = {statistics.median(wratios[ph]):.3f}")
+          f"/ fio wall-clock = {statistics.median(wratios[ph]):.3f}, "
+          f"without verify / fio bw = {statistics.median(nvratios[ph]):.3f}")
 PY

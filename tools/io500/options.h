@@ -37,6 +37,9 @@ struct Options {
   // Keep the data directory after the run instead of deleting it.
   bool keep_files = false;
   bool quick = false;
+  // Compare every byte read with what was written (IOR -R). Off only for
+  // diagnostics (--no-verify, e.g. against fio); the run is then invalid.
+  bool verify = true;
 
   // Test hook: between the write and the read phases rank 0 changes one byte
   // of the named data set ("ior-easy", "ior-hard" or "mdtest-hard"); the

@@ -75,6 +75,9 @@ void FinalizeReport(RunReport* r) {
     r->problems.push_back("stonewall is " + std::to_string(r->options.stonewall_seconds) +
                           " s; IO500 requires " + std::to_string(kMinWriteSeconds) + " s");
   }
+  if (!r->options.verify) {
+    r->problems.push_back("reads were not verified (--no-verify); IO500 verifies (ior -R)");
+  }
   for (auto& p : r->phases) {
     if (!p.ran) continue;
     if (IsWritePhase(p.name)) {
@@ -139,6 +142,7 @@ std::string FormatJson(const RunReport& r) {
     << ", \"mdtest_easy_files\": " << op.mdtest_easy_files
     << ", \"mdtest_hard_files\": " << op.mdtest_hard_files
     << ", \"mdtest_hard_bytes\": " << op.mdtest_hard_bytes << ", \"seed\": " << op.seed
+    << ", \"verify\": " << (op.verify ? "true" : "false")
     << ", \"corrupt\": \"" << JsonEscape(op.corrupt) << "\"},\n";
   o << "  \"phases\": [\n";
   bool first = true;
