@@ -1051,6 +1051,15 @@ Result<std::vector<ChunkMeta>> ChunkStore::ListChunks(const ChunkId* after, size
   return out;
 }
 
+std::vector<SizeClassUsage> ChunkStore::SpaceUsage() {
+  std::lock_guard<std::mutex> l(alloc_mu_);
+  std::vector<SizeClassUsage> out;
+  for (const auto& f : files_) {
+    out.push_back({f->class_bytes, f->alloc.slot_count(), f->alloc.used_count()});
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- scrub
 
 Result<ScrubReport> ChunkStore::Scrub() {

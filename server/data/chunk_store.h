@@ -131,6 +131,13 @@ struct ReadResult {
   IoBuffer buffer;           // owns the bytes (registered arena when possible)
 };
 
+// Space of one size class's data file.
+struct SizeClassUsage {
+  uint32_t slot_bytes = 0;
+  uint64_t slots = 0;       // preallocated (file size / slot_bytes)
+  uint64_t used_slots = 0;  // holding a committed or pending version
+};
+
 struct BadChunk {
   ChunkId chunk;
   uint64_t version = 0;
@@ -210,6 +217,10 @@ class ChunkStore {
   // Up to `limit` chunks in (inode, index) order, strictly after `*after`
   // (from the start when null). Fewer than `limit` means the end was reached.
   Result<std::vector<ChunkMeta>> ListChunks(const ChunkId* after, size_t limit);
+
+  // Slots per size class (for capacity reports). Freed slots stay in the
+  // data files for reuse; files never shrink.
+  std::vector<SizeClassUsage> SpaceUsage();
 
   // Reads every stored version (committed and pending) and checks each block
   // and the whole-chunk CRC. Bad chunks are logged and reported; the scrub

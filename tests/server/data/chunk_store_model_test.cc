@@ -183,6 +183,13 @@ TEST(ChunkStoreModel, RandomOperationsMatchModelAcrossReopens) {
   auto all = store->ListChunks(nullptr, 100);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), model.size());
+  // No slot leaked or lost: one per non-empty version the model holds.
+  uint64_t want_slots = 0, used = 0;
+  for (auto& [idx, mc] : model) {
+    want_slots += (mc.version > 0 && !mc.bytes.empty()) + (mc.has_pending && !mc.pending_bytes.empty());
+  }
+  for (const SizeClassUsage& u : store->SpaceUsage()) used += u.used_slots;
+  EXPECT_EQ(used, want_slots);
 }
 
 }  // namespace

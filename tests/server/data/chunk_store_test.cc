@@ -312,6 +312,13 @@ TEST_F(ChunkStoreTest, ListRemoveAndReopenKeepChunksAndSlots) {
     want[{20, idx}] = d;
   }
   for (auto& [id, bytes] : want) EXPECT_EQ(GetBytes({id.first, id.second}), bytes);
+  // Every live chunk holds exactly one slot; removed ones gave theirs back.
+  uint64_t used = 0;
+  for (const SizeClassUsage& u : store_->SpaceUsage()) {
+    EXPECT_LE(u.used_slots, u.slots);
+    used += u.used_slots;
+  }
+  EXPECT_EQ(used, want.size());
 }
 
 TEST_F(ChunkStoreTest, BatchReadMixesHitsMissesAndSizes) {
