@@ -11,6 +11,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace sluice::meta {
@@ -450,6 +451,23 @@ Result<InodeAttr> MetaStore::ReadInode(uint64_t ino) {
   return peers_[s]->GetAttr(ino);
 }
 
+Result<InodeAttr> MetaStore::ReadParentDir(uint64_t ino) {
+  if (InodeShard(ino) == shard_id() || options_.remote_dir_cache_ms == 0) return ReadInode(ino);
+  const uint64_t now = NowMillis();
+  {
+    std::lock_guard<std::mutex> g(dir_cache_mu_);
+    auto it = dir_cache_.find(ino);
+    if (it != dir_cache_.end() && it->second.expires_ms > now) return it->second.attr;
+  }
+  auto r = ReadInode(ino);
+  if (r.ok() && r->type() == FILE_TYPE_DIRECTORY) {
+    std::lock_guard<std::mutex> g(dir_cache_mu_);
+    if (dir_cache_.size() >= 65536) dir_cache_.clear();
+    dir_cache_[ino] = DirCacheEntry{r.value(), now + options_.remote_dir_cache_ms};
+  }
+  return r;
+}
+
 Result<bool> MetaStore::GetDentry(uint64_t parent, std::string_view name, uint64_t* ino,
                                   FileType* type) {
   std::string v;
@@ -485,7 +503,7 @@ bool MetaStore::FencePending(uint64_t dir) {
 
 Result<InodeAttr> MetaStore::ParentForChange(const Caller& caller, uint64_t parent,
                                              const char* what) {
-  auto p = ReadInode(parent);
+  auto p = ReadParentDir(parent);
   if (!p.ok()) {
     if (p.status().code() == Code::kNotFound) {
       return Status(Code::kNotFound, std::string(what) + ": parent directory " +
@@ -513,7 +531,7 @@ static Status WrongShard(const char* what, uint64_t parent, std::string_view nam
 // ------------------------------------------------------------ reads
 
 Result<InodeAttr> MetaStore::Lookup(const Caller& caller, uint64_t parent, std::string_view name) {
-  auto p = ReadInode(parent);
+  auto p = ReadParentDir(parent);
   if (!p.ok()) return p.status().Prefix("lookup '" + PrintableName(name) + "'");
   if (p->type() != FILE_TYPE_DIRECTORY) {
     return Status(Code::kNotDir, "lookup '" + PrintableName(name) + "': " + InoString(parent) +

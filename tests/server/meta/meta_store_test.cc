@@ -1,7 +1,9 @@
 // MetaStore and TxnCoordinator details below the router: placement hash
 // stability, routing checks, the participant-unreachable path of 2PC, and
 // recovery re-driving a decision.
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "tests/server/meta/meta_test_util.h"
 
@@ -191,6 +193,35 @@ TEST_F(StoreTest, HostilePrepareIsRefused) {
   op->set_kind(static_cast<TxnOp::Kind>(42));
   EXPECT_CODE(cluster_->store(owner).TxnPrepare(rec), kProtocol);
   EXPECT_TRUE(cluster_->store(owner).PreparedTxns().empty());
+}
+
+// Parent directories read from another shard are cached for
+// remote_dir_cache_ms: a chmod is seen everywhere at once with 0, and
+// within the TTL otherwise.
+TEST(DirCacheTest, ChmodOfParentIsSeenByEveryShard) {
+  for (uint32_t ttl : {0u, 200u}) {
+    SCOPED_TRACE("remote_dir_cache_ms " + std::to_string(ttl));
+    std::string dir = testing::MakeTempDir("dircache");
+    {
+      MetaCluster c(dir, 4, /*sync=*/false, ttl);
+      auto d = c.ns().Mkdir(Root(), kRootIno, "d", 0777);
+      ASSERT_OK(d);
+      Caller other = User(2000, 2000);
+      // Warm every shard's view of d.
+      for (int i = 0; i < 32; ++i) ASSERT_OK(c.ns().Create(other, d->ino(), "w" + std::to_string(i), 0644, true));
+      SetAttrRequest req;
+      *req.mutable_caller() = Root();
+      req.set_ino(d->ino());
+      req.set_valid(kSetMode);
+      req.set_mode(0755);
+      ASSERT_OK(c.ns().SetAttr(req));
+      if (ttl > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ttl + 50));
+      for (int i = 0; i < 32; ++i) {
+        EXPECT_CODE(c.ns().Create(other, d->ino(), "x" + std::to_string(i), 0644, true), kPermission);
+      }
+    }
+    std::filesystem::remove_all(dir);
+  }
 }
 
 }  // namespace

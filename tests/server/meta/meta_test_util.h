@@ -30,7 +30,8 @@ inline std::string MakeTempDir(const char* tag) {
 class MetaCluster {
  public:
   // Opens (creating) `n` shards under `dir`; `sync` as MetaStoreOptions::sync.
-  MetaCluster(std::string dir, uint32_t n, bool sync = true) : dir_(std::move(dir)), n_(n), sync_(sync) {
+  MetaCluster(std::string dir, uint32_t n, bool sync = true, uint32_t dir_cache_ms = 1000)
+      : dir_(std::move(dir)), n_(n), sync_(sync), dir_cache_ms_(dir_cache_ms) {
     Open();
   }
   ~MetaCluster() { Close(); }
@@ -42,6 +43,7 @@ class MetaCluster {
       o.num_shards = n_;
       o.sync = sync_;
       o.block_cache_bytes = 8 << 20;
+      o.remote_dir_cache_ms = dir_cache_ms_;
       auto r = MetaStore::Open(ShardPath(s), o);
       if (!r.ok()) {
         ADD_FAILURE() << r.status().ToString();
@@ -100,6 +102,7 @@ class MetaCluster {
   std::string dir_;
   uint32_t n_;
   bool sync_;
+  uint32_t dir_cache_ms_;
   std::vector<std::unique_ptr<MetaStore>> stores_;
   std::vector<std::unique_ptr<LocalShardHandle>> handles_;
   std::unique_ptr<TxnCoordinator> coordinator_;
