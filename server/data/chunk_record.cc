@@ -178,12 +178,12 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) 
 }
 
 uint32_t CombineBlockCrcs(const std::vector<uint32_t>& block_crcs, uint32_t length) {
-  static const uint32_t kBlockOp = Crc32cShiftOperator(kBlockSize);
+  static const Crc32cFixedCombiner kBlock(kBlockSize);
   uint32_t crc = 0;
   for (size_t i = 0; i < block_crcs.size(); i++) {
     uint32_t len = (i + 1 == block_crcs.size()) ? length - static_cast<uint32_t>(i) * kBlockSize
                                                 : kBlockSize;
-    crc = len == kBlockSize ? Crc32cCombineWith(kBlockOp, crc, block_crcs[i])
+    crc = len == kBlockSize ? kBlock.Combine(crc, block_crcs[i])
                             : Crc32cCombine(crc, block_crcs[i], len);
   }
   return crc;

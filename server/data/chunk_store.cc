@@ -83,11 +83,11 @@ ChunkMeta MetaOf(const ChunkId& id, const ChunkRecord& rec) {
 // (indexed from block 0), the last one possibly short.
 uint32_t CombineRange(const std::vector<uint32_t>& crcs, size_t first, size_t end_block,
                       uint64_t end_byte) {
-  static const uint32_t kBlockOp = Crc32cShiftOperator(kBlockSize);
+  static const Crc32cFixedCombiner kBlock(kBlockSize);
   uint32_t crc = 0;
   for (size_t b = first; b < end_block; b++) {
     uint64_t blen = std::min<uint64_t>((b + 1) * uint64_t{kBlockSize}, end_byte) - b * kBlockSize;
-    crc = blen == kBlockSize ? Crc32cCombineWith(kBlockOp, crc, crcs[b])
+    crc = blen == kBlockSize ? kBlock.Combine(crc, crcs[b])
                              : Crc32cCombine(crc, crcs[b], blen);
   }
   return crc;

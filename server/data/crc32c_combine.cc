@@ -47,6 +47,14 @@ uint32_t Crc32cShiftOperator(size_t len) {
   return p;
 }
 
+Crc32cFixedCombiner::Crc32cFixedCombiner(size_t len_b) {
+  // Shifting is linear in the CRC, so it is the XOR of the shifts of its bytes.
+  uint32_t op = Crc32cShiftOperator(len_b);
+  for (int k = 0; k < 4; k++) {
+    for (uint32_t b = 0; b < 256; b++) t_[k][b] = MultModP(op, b << (8 * k));
+  }
+}
+
 uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, size_t len_b) {
   return Crc32cCombineWith(Crc32cShiftOperator(len_b), crc_a, crc_b);
 }

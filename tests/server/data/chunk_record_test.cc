@@ -95,6 +95,12 @@ TEST(Crc32cCombine, MatchesCrcOfConcatenation) {
     uint32_t b = Crc32c(buf.data() + split, buf.size() - split);
     EXPECT_EQ(Crc32cCombine(a, b, buf.size() - split), Crc32c(buf.data(), buf.size())) << split;
   }
+  Crc32cFixedCombiner fixed(100);
+  for (size_t split : {size_t{0}, size_t{77}, size_t{1000}}) {
+    uint32_t a = Crc32c(buf.data(), split);
+    uint32_t b = Crc32c(buf.data() + split, 100);
+    EXPECT_EQ(fixed.Combine(a, b), Crc32c(buf.data(), split + 100)) << split;
+  }
   std::vector<uint32_t> blocks;
   for (size_t off = 0; off < buf.size(); off += kBlockSize) {
     blocks.push_back(Crc32c(buf.data() + off, std::min<size_t>(kBlockSize, buf.size() - off)));
