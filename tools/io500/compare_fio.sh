@@ -27,7 +27,7 @@ drop() { if [ -w /proc/sys/vm/drop_caches ]; then sync; echo 3 > /proc/sys/vm/dr
 ours_run() {  # $1 = round name, then extra options
   local name=$1
   shift
-  "$BIN" "$@" --ranks "$RANKS" --stonewall 3600 --ior-easy-mib "$MIB" --ior-hard-segments 200 \
+  /usr/bin/time -f "%e %U %S" -o "$WORK/cpu-ours-$name" "$BIN" "$@" --ranks "$RANKS" --stonewall 3600 --ior-easy-mib "$MIB" --ior-hard-segments 200 \
     --mdtest-easy-files 1000 --mdtest-hard-files 1000 --no-rnd4k --progress 0 \
     --dir "$WORK/io500" --result-dir "$WORK/res$name" > "$WORK/io500-$name.out" 2>&1
 }
@@ -35,6 +35,7 @@ fio_run() {  # $1 = write|read, $2 = round
   drop
   local t0 t1
   t0=$(date +%s.%N)
+  /usr/bin/time -f "%e %U %S" -o "$WORK/cpu-fio-$1-$2" \
   fio --name=easy --directory="$WORK/fio" --rw="$1" --bs=2M --size="${MIB}M" \
       --numjobs="$RANKS" --ioengine=psync --end_fsync=1 --fallocate=none --fadvise_hint=0 --group_reporting \
       --output-format=json > "$WORK/fio-$1-$2.json"
@@ -79,6 +80,19 @@ for rd in range(1, rounds + 1):
         nvratios[ph].append(n / fio_bw)
         print(f"{rd:5} {ph:15} {o:7.3f} GiB/s {n:5.3f} GiB/s {fio_bw:5.3f} GiB/s {wall:5.3f} GiB/s "
               f"{o / fio_bw:6.3f} {o / wall:10.3f} {n / fio_bw:8.3f}")
+# CPU seconds (user + sys, all processes) per GiB moved: what the harness itself
+# costs, which scheduling noise on a shared machine does not change much.
+# Ours covers ior-easy write + read plus the tiny capped other phases.
+def cpu(path):
+    e, u, sy = map(float, open(path).read().split())
+    return u + sy
+gib = 2 * ranks * mib / 1024  # written + read
+ours_cpu = [cpu(f"{work}/cpu-ours-{rd}") / gib for rd in range(1, rounds + 1)]
+fio_cpu = [(cpu(f"{work}/cpu-fio-write-{rd}") + cpu(f"{work}/cpu-fio-read-{rd}")) / gib
+           for rd in range(1, rounds + 1)]
+print(f"CPU s per GiB (write+read): sluice-io500 median {statistics.median(ours_cpu):.3f} "
+      f"{[round(x, 3) for x in ours_cpu]}, fio median {statistics.median(fio_cpu):.3f} "
+      f"{[round(x, 3) for x in fio_cpu]}")
 for ph in ratios:
     print(f"median ratio {ph}: sluice-io500 / fio bw = {statistics.median(ratios[ph]):.3f}, "
           f"/ fio wall-clock = {statistics.median(wratios[ph]):.3f}, "
