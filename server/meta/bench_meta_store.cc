@@ -12,7 +12,8 @@
 // per second, every thread lists its directory), unlink.
 // ext4 does not fsync its creates; Sluice syncs its WAL before every
 // acknowledgement (group commit shares syncs between threads). The printed
-// ratio is Sluice / ext4.
+// ratio is Sluice / ext4. A second ext4 row fsyncs the directory after each
+// create and unlink (durable like Sluice) for reference.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -244,6 +245,43 @@ Rates Best(int repeat, const std::function<Rates()>& run) {
   return best;
 }
 
+// Durable creates and unlinks on ext4: fsync of the directory after each one
+// (what an acknowledged-is-durable create costs through the kernel).
+Rates BenchExt4Durable(const std::string& base, bool shared, int threads, int files) {
+  std::string dir = base + "/ext4-durable" + (shared ? "-shared" : "-perthread");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::vector<std::string> dirs(threads);
+  for (int t = 0; t < threads; ++t) {
+    dirs[t] = shared ? dir : dir + "/t" + std::to_string(t);
+    if (!shared && mkdir(dirs[t].c_str(), 0755) != 0) Die("mkdir " + dirs[t] + ": " + strerror(errno));
+  }
+  Rates r;
+  const double n = static_cast<double>(threads) * files;
+  auto run = [&](bool create) {
+    return n / RunThreads(threads, [&](int t) {
+      int dfd = open(dirs[t].c_str(), O_RDONLY | O_DIRECTORY);
+      if (dfd < 0) Die("open " + dirs[t]);
+      for (int i = 0; i < files; ++i) {
+        std::string name = FileName(t, i);
+        if (create) {
+          int fd = openat(dfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+          if (fd < 0) Die("create " + name + ": " + strerror(errno));
+          close(fd);
+        } else if (unlinkat(dfd, name.c_str(), 0) != 0) {
+          Die("unlink " + name + ": " + strerror(errno));
+        }
+        if (fsync(dfd) != 0) Die("fsync " + dirs[t] + ": " + strerror(errno));
+      }
+      close(dfd);
+    });
+  };
+  r.create = run(true);
+  r.unlink = run(false);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
 void Print(const char* label, const Rates& r, const Rates* base) {
   std::printf("%-18s %9.0f %9.0f %9.0f %12.0f %9.0f", label, r.create, r.stat, r.getattr,
               r.readdir, r.unlink);
@@ -281,6 +319,9 @@ int main(int argc, char** argv) {
     std::printf("-- %s\n", shared ? "one shared directory" : "one directory per thread");
     Rates ext4 = Best(repeat, [&] { return BenchExt4(work, shared, threads, files); });
     Print("ext4 (kernel)", ext4, nullptr);
+    Rates durable = Best(repeat, [&] { return BenchExt4Durable(work, shared, threads, files); });
+    std::printf("%-18s %9.0f %9s %9s %12s %9.0f\n", "ext4 + fsync(dir)", durable.create, "-", "-",
+                "-", durable.unlink);
     for (uint32_t shards : {1u, 2u, 4u}) {
       Rates r = Best(repeat, [&] { return BenchSluice(work, shards, shared, threads, files); });
       std::string label = "sluice " + std::to_string(shards) + " shard" + (shards > 1 ? "s" : "");
