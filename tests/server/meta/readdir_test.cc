@@ -74,6 +74,36 @@ TEST(ReadDirTest, HundredThousandEntriesListedExactlyOnce) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ReadDirTest, ResumesAfterEntriesAreRemovedBetweenPages) {
+  std::string dir = testing::MakeTempDir("readdir3");
+  {
+    MetaCluster c(dir, 3, /*sync=*/false);
+    auto d = c.ns().Mkdir(Root(), kRootIno, "d", 0755);
+    ASSERT_OK(d);
+    for (int i = 0; i < 300; ++i) ASSERT_OK(c.ns().Create(Root(), d->ino(), "e" + std::to_string(i), 0644, true));
+    std::set<std::string> seen, removed;
+    std::string cookie;
+    for (;;) {
+      auto page = c.ns().ReadDir(Root(), d->ino(), cookie, 40);
+      ASSERT_OK(page);
+      for (auto& e : page->entries) {
+        ASSERT_EQ(removed.count(e.name()), 0u) << "listed a removed entry " << e.name();
+        ASSERT_TRUE(seen.insert(e.name()).second) << "listed twice " << e.name();
+      }
+      cookie = page->cookie;
+      if (page->eof) break;
+      // Remove the entry the cookie points at and a few not listed yet.
+      ASSERT_OK(c.ns().Unlink(Root(), d->ino(), page->entries.back().name()));
+      for (int i = 0; i < 300; i += 37) {
+        std::string n = "e" + std::to_string(i);
+        if (!seen.count(n) && !removed.count(n) && c.ns().Unlink(Root(), d->ino(), n).ok()) removed.insert(n);
+      }
+    }
+    EXPECT_EQ(seen.size() + removed.size(), 300u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ReadDirTest, ErrorsAndEmptyDirectory) {
   std::string dir = testing::MakeTempDir("readdir2");
   {
