@@ -110,6 +110,7 @@ void MgmtAgent::Loop() {
       mgmt::HeartbeatRequest req;
       req.set_server_id(options_.server_id);
       req.set_incarnation(incarnation_);
+      req.set_kind(options_.kind);
       {
         std::lock_guard<std::mutex> l(mu_);
         req.set_known_version(map_.version());

@@ -53,12 +53,12 @@ ClusterMap ClusterMapState::Bootstrap(const ClusterConfig& cfg) {
 }
 
 ClusterMapState::ClusterMapState(ClusterMap map, uint64_t now_ms) : map_(std::move(map)) {
-  for (auto& s : map_.servers()) last_heard_ms_[s.id()] = now_ms;
+  for (auto& s : map_.servers()) last_heard_ms_[Key(s.kind(), s.id())] = now_ms;
 }
 
-ServerInfo* ClusterMapState::FindServer(uint32_t id) {
+ServerInfo* ClusterMapState::FindServer(ServerKind kind, uint32_t id) {
   for (auto& s : *map_.mutable_servers()) {
-    if (s.id() == id) return &s;
+    if (s.id() == id && s.kind() == kind) return &s;
   }
   return nullptr;
 }
@@ -72,15 +72,11 @@ TargetInfo* ClusterMapState::FindTarget(uint32_t id) {
 
 Result<ClusterMap> ClusterMapState::Register(const RegisterRequest& req, uint64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  ServerInfo* s = FindServer(req.server_id());
+  ServerInfo* s = FindServer(req.kind(), req.server_id());
   if (!s) {
-    return Status(Code::kNotFound, "server id " + std::to_string(req.server_id()) +
+    return Status(Code::kNotFound, ServerKind_Name(req.kind()) + " server id " +
+                                       std::to_string(req.server_id()) +
                                        " is not in the cluster config; check the id passed to the server");
-  }
-  if (s->kind() != req.kind()) {
-    return Status(Code::kInvalid, "server id " + std::to_string(req.server_id()) + " is a " +
-                                      ServerKind_Name(s->kind()) + " server in the config, not " +
-                                      ServerKind_Name(req.kind()));
   }
   bool changed = false;
   if (s->state() != ONLINE || s->incarnation() != req.incarnation()) changed = true;
@@ -91,8 +87,8 @@ Result<ClusterMap> ClusterMapState::Register(const RegisterRequest& req, uint64_
     s->set_host(req.host());
     changed = true;
   }
-  last_heard_ms_[s->id()] = now_ms;
-  incarnation_[s->id()] = req.incarnation();
+  last_heard_ms_[Key(s->kind(), s->id())] = now_ms;
+  incarnation_[Key(s->kind(), s->id())] = req.incarnation();
   for (auto& rt : req.targets()) {
     TargetInfo* t = FindTarget(rt.id());
     if (!t || t->server_id() != s->id()) continue;
@@ -142,15 +138,16 @@ Result<ClusterMap> ClusterMapState::Register(const RegisterRequest& req, uint64_
 Result<HeartbeatResponse> ClusterMapState::Heartbeat(const HeartbeatRequest& req, uint64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
   HeartbeatResponse r;
-  ServerInfo* s = FindServer(req.server_id());
+  ServerInfo* s = FindServer(req.kind(), req.server_id());
   if (!s) {
-    return Status(Code::kNotFound, "server id " + std::to_string(req.server_id()) + " is not in the cluster map");
+    return Status(Code::kNotFound, ServerKind_Name(req.kind()) + " server id " +
+                                       std::to_string(req.server_id()) + " is not in the cluster map");
   }
-  auto it = incarnation_.find(s->id());
+  auto it = incarnation_.find(Key(s->kind(), s->id()));
   if (it == incarnation_.end() || it->second != req.incarnation() || s->state() != ONLINE) {
     r.set_reregister(true);
   } else {
-    last_heard_ms_[s->id()] = now_ms;
+    last_heard_ms_[Key(s->kind(), s->id())] = now_ms;
     s->set_last_heartbeat_unix_ms(WallMillis());
     for (auto& rt : req.targets()) {
       TargetInfo* t = FindTarget(rt.id());
@@ -169,7 +166,7 @@ bool ClusterMapState::ExpireLeases(uint64_t now_ms) {
   bool changed = false;
   for (auto& s : *map_.mutable_servers()) {
     if (s.state() != ONLINE) continue;
-    uint64_t heard = last_heard_ms_[s.id()];
+    uint64_t heard = last_heard_ms_[Key(s.kind(), s.id())];
     if (now_ms <= heard + map_.lease_ms()) continue;
     s.set_state(OFFLINE);
     changed = true;

@@ -40,14 +40,15 @@ class ClusterMapState {
   uint64_t version() const;
 
  private:
-  ServerInfo* FindServer(uint32_t id);
+  ServerInfo* FindServer(ServerKind kind, uint32_t id);
+  static uint64_t Key(ServerKind kind, uint32_t id) { return (uint64_t{static_cast<uint32_t>(kind)} << 32) | id; }
   TargetInfo* FindTarget(uint32_t id);
   void Bump() { map_.set_version(map_.version() + 1); }
 
   mutable std::mutex mu_;
   ClusterMap map_;
-  std::map<uint32_t, uint64_t> last_heard_ms_;   // monotonic
-  std::map<uint32_t, uint64_t> incarnation_;     // seen since this mgmtd started
+  std::map<uint64_t, uint64_t> last_heard_ms_;   // monotonic
+  std::map<uint64_t, uint64_t> incarnation_;     // seen since this mgmtd started
 };
 
 }  // namespace sluice::mgmt
