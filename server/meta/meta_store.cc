@@ -317,6 +317,30 @@ Status MetaStore::Init() {
     limit->store(start);
     return Status::Ok();
   };
+  // The shard's identity is fixed at format: opening it as another shard or
+  // in a cluster of another size would misplace every dentry.
+  {
+    std::string want;
+    PutBE64(&want, (uint64_t{options_.shard_id} << 32) | options_.num_shards);
+    std::string have;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), MetaKey("identity"), &have);
+    if (s.IsNotFound()) {
+      rocksdb::WriteBatch b;
+      b.Put(MetaKey("identity"), want);
+      SLUICE_RETURN_IF_ERROR(Write(&b, "record shard identity"));
+    } else if (!s.ok()) {
+      return FromRocks(s, "read shard identity");
+    } else if (have != want) {
+      if (have.size() != 8) return Status(Code::kCorrupt, "shard identity record is malformed");
+      uint64_t v = GetBE64(have.data());
+      return Status(Code::kInvalid,
+                    "this database is shard " + std::to_string(v >> 32) + " of " +
+                        std::to_string(v & 0xffffffffu) + ", not shard " +
+                        std::to_string(options_.shard_id) + " of " +
+                        std::to_string(options_.num_shards) +
+                        " (changing the shard count needs a migration)");
+    }
+  }
   SLUICE_RETURN_IF_ERROR(load_mark("ino_hwm", &next_ino_, &ino_limit_));
   SLUICE_RETURN_IF_ERROR(load_mark("txid_hwm", &next_txid_, &txid_limit_));
 

@@ -83,6 +83,18 @@ TEST_F(StoreTest, OpenRejectsBadShardIds) {
   o.shard_id = 3;
   o.num_shards = 3;
   EXPECT_CODE(MetaStore::Open(dir_ + "/bad", o), kInvalid);
+  // A shard reopened under another identity or cluster size is refused.
+  cluster_.reset();
+  o.shard_id = 1;
+  o.num_shards = 4;
+  auto r = MetaStore::Open(dir_ + "/shard1", o);
+  EXPECT_CODE(r, kInvalid);
+  EXPECT_NE(r.status().message().find("shard 1 of 3"), std::string::npos) << r.status().ToString();
+  o.shard_id = 2;
+  o.num_shards = 3;
+  EXPECT_CODE(MetaStore::Open(dir_ + "/shard1", o), kInvalid);
+  o.shard_id = 1;
+  EXPECT_OK(MetaStore::Open(dir_ + "/shard1", o));
 }
 
 // A handle whose TxnDecide fails while `down` is set: a participant that
