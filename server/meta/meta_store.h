@@ -85,8 +85,10 @@ struct MetaStoreStats {
 
 class MetaStore {
  public:
-  // Opens (or creates) the shard at `path`. Prepared transactions found on
-  // disk keep their keys locked until the coordinator decides them.
+  // Opens (or creates) the shard at `path`. Refuses (kInvalid) a database
+  // formatted as another shard id or for another shard count. Prepared
+  // transactions found on disk keep their keys held until the coordinator
+  // decides them.
   static Result<std::unique_ptr<MetaStore>> Open(const std::string& path,
                                                  const MetaStoreOptions& options);
   ~MetaStore();
