@@ -18,6 +18,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "server/data/crc32c_block.h"
 #include "server/data/crc32c_combine.h"
 #include "server/data/io_ring.h"
 #include "server/data/slot_allocator.h"
@@ -77,6 +78,13 @@ ChunkMeta MetaOf(const ChunkId& id, const ChunkRecord& rec) {
     }
   }
   return m;
+}
+
+static_assert(kCrcBlockBytes == kBlockSize);
+
+// CRC32C of one block (`len` <= 4 KiB; full blocks take the fast path).
+inline uint32_t BlockCrc(const uint8_t* p, uint64_t len) {
+  return len == kCrcBlockBytes ? Crc32cBlock4K(p) : Crc32c(p, len);
 }
 
 // CRC of `len` bytes made of blocks [first, last] whose CRCs are in `crcs`
@@ -450,7 +458,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
       for (size_t b = b0; b < b1; b++) {
         uint64_t bs = b * kBlockSize;
         uint64_t blen = std::min<uint64_t>(bs + kBlockSize, j.v.length) - bs;
-        crcs[b] = Crc32c(r.buffer.data() + (bs - j.a0), blen);
+        crcs[b] = BlockCrc(r.buffer.data() + (bs - j.a0), blen);
         if (crcs[b] != j.v.BlockCrc(b)) {
           bad = true;
           bad_block = b;
@@ -774,7 +782,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       for (uint32_t b = from; b < to; b++) {
         uint64_t bs = uint64_t{b} * kBlockSize;
         uint64_t blen = std::min<uint64_t>(bs + kBlockSize, x.base->length) - bs;
-        if (Crc32c(x.buf.data() + bs, blen) != x.base->block_crcs[b]) {
+        if (BlockCrc(x.buf.data() + bs, blen) != x.base->block_crcs[b]) {
           stats_.corrupt_reads++;
           Status st(Code::kCorrupt, Where(u.chunk) + " v" + std::to_string(x.base->version) +
                                         ": CRC32C mismatch in block " + std::to_string(b) +
@@ -804,7 +812,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       uint64_t be = std::min<uint64_t>(bs + kBlockSize, x.nv.length);
       bool untouched = x.base && !(ws < be && we > bs) &&
                        be <= x.keep && std::min<uint64_t>(bs + kBlockSize, x.base->length) == be;
-      x.nv.block_crcs[b] = untouched ? x.base->block_crcs[b] : Crc32c(x.src + bs, be - bs);
+      x.nv.block_crcs[b] = untouched ? x.base->block_crcs[b] : BlockCrc(x.src + bs, be - bs);
     }
     if (!u.data.empty()) {
       bool aligned = ws % kBlockSize == 0 && (we % kBlockSize == 0 || we == x.nv.length);
@@ -1081,7 +1089,7 @@ Result<ScrubReport> ChunkStore::Scrub() {
     for (uint32_t b = 0; b < item.v.block_crcs.size(); b++) {
       uint64_t bs = uint64_t{b} * kBlockSize;
       uint64_t blen = std::min<uint64_t>(bs + kBlockSize, item.v.length) - bs;
-      if (Crc32c(item.buf.data() + bs, blen) != item.v.block_crcs[b]) {
+      if (BlockCrc(item.buf.data() + bs, blen) != item.v.block_crcs[b]) {
         return Status(Code::kCorrupt, "CRC32C mismatch in block " + std::to_string(b) + " (" +
                                           files_[item.v.size_class]->path + " offset " +
                                           std::to_string(op.offset + bs) + ")");

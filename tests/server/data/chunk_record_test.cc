@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/crc32c.h"
+#include "server/data/crc32c_block.h"
 #include "server/data/crc32c_combine.h"
 
 namespace sluice::data {
@@ -107,6 +108,18 @@ TEST(Crc32cCombine, MatchesCrcOfConcatenation) {
   }
   EXPECT_EQ(CombineBlockCrcs(blocks, static_cast<uint32_t>(buf.size())),
             Crc32c(buf.data(), buf.size()));
+}
+
+TEST(Crc32cBlock4K, MatchesCrc32c) {
+  std::mt19937 rng(11);
+  std::vector<uint8_t> buf(1 << 20);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  for (size_t off = 0; off + 4096 <= buf.size(); off += 4096 + 8) {
+    ASSERT_EQ(Crc32cBlock4K(buf.data() + off), Crc32c(buf.data() + off, 4096)) << off;
+  }
+  std::vector<uint8_t> zeros(4096, 0), ones(4096, 0xff);
+  EXPECT_EQ(Crc32cBlock4K(zeros.data()), Crc32c(zeros.data(), 4096));
+  EXPECT_EQ(Crc32cBlock4K(ones.data()), Crc32c(ones.data(), 4096));
 }
 
 }  // namespace
