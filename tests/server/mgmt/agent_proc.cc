@@ -25,7 +25,15 @@ int main(int argc, char** argv) {
   o.kind = std::strcmp(argv[2], "meta") == 0 ? mgmt::META : mgmt::DATA;
   o.server_id = static_cast<uint32_t>(std::atoi(argv[3]));
   o.heartbeat_ms = cfg->heartbeat_ms;
-  o.host = "127.0.0.1";
+  if (o.kind == mgmt::META) {
+    if (auto* m = cfg->FindMeta(o.server_id)) {
+      o.host = m->host;
+      o.port = m->port;
+    }
+  } else if (auto* d = cfg->FindData(o.server_id)) {
+    o.host = d->host;
+    o.port = d->port;
+  }
   o.on_map = [](const mgmt::ClusterMap& m) {
     std::printf("MAP %llu\n", static_cast<unsigned long long>(m.version()));
     std::fflush(stdout);
