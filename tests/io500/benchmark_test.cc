@@ -222,5 +222,57 @@ TEST(Benchmark, StonewallWearsOutEveryRankToTheSamePoint) {
   EXPECT_EQ(m["ior-easy-read"].errors, 0u);
 }
 
+// A Comm that says every rank is on its own node (as with one MPI rank per
+// client node), so IOR's -C -Q 1 makes rank r read rank r+1's file.
+class OneRankPerNode final : public Comm {
+ public:
+  explicit OneRankPerNode(Comm* inner) : inner_(inner) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  bool node_leader() const override { return true; }
+  int ranks_per_node() const override { return 1; }
+  std::string Describe() const override { return "one rank per node"; }
+  Status Barrier() override { return inner_->Barrier(); }
+  Result<std::vector<uint64_t>> AllGather(uint64_t v) override { return inner_->AllGather(v); }
+  Result<std::vector<std::string>> GatherStrings(const std::string& s) override {
+    return inner_->GatherStrings(s);
+  }
+
+ private:
+  Comm* inner_;
+};
+
+TEST(Benchmark, ReadsComeFromTheNextNodeLikeIorReorderTasks) {
+  TempDir dir;
+  Options o = SmallOptions();
+  o.run_rnd4k = false;
+  o.corrupt = "ior-easy";  // changes a byte of rank 0's file
+  auto c = ForkComm::Spawn(2);
+  ASSERT_TRUE(c.ok());
+  OneRankPerNode comm(c.value().get());
+  PosixFileSystem fs(dir.path());
+  auto rep = RunBenchmark(&fs, &comm, o, "t");
+  if (c.value()->rank() != 0) {
+    Status st = c.value()->Finish(rep.ok() ? 0 : 1);
+    (void)st;
+  }
+  ASSERT_TRUE(c.value()->Finish(0).ok());
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  auto m = ByName(rep.value());
+  const PhaseResult& p = m["ior-easy-read"];
+  ASSERT_EQ(p.errors, 1u);
+  ASSERT_FALSE(p.problems.empty());
+  // Rank 1 (one node on from rank 0) read rank 0's file and found the change.
+  EXPECT_EQ(p.problems[0].rfind("rank 1: ", 0), 0u) << p.problems[0];
+  EXPECT_NE(p.problems[0].find("ior_file_easy.00000000"), std::string::npos) << p.problems[0];
+  EXPECT_NE(p.problems[0].find("(written by rank 0)"), std::string::npos) << p.problems[0];
+  // Everything else verified across ranks.
+  EXPECT_EQ(m["ior-hard-read"].errors, 0u);
+  EXPECT_EQ(m["mdtest-hard-read"].errors, 0u);
+  EXPECT_EQ(m["mdtest-hard-read"].items, 2 * o.mdtest_hard_files);
+  EXPECT_EQ(m["find"].detail, "found " + std::to_string(ExpectedFound(2, o.mdtest_hard_files)) +
+                                  " of " + std::to_string(m["find"].items) + " entries");
+}
+
 }  // namespace
 }  // namespace sluice::io500

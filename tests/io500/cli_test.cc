@@ -66,6 +66,9 @@ TEST(Cli, ThreeRanksTwoTargetsSideBySide) {
     EXPECT_EQ(Count(json, "\"errors\": 0,"), 13) << json;  // 12 scored phases + timestamp
     // 3 ranks x 300 files, each phase of mdtest-hard.
     EXPECT_EQ(Count(json, "\"items\": 900,"), 4 + 3) << json;  // 4 hard + 3 easy phases
+    // find over 3 ranks: of the names file.mdtest.<r>.<i> (r < 3, i < 300) only i = 101
+    // and i = 201 contain "01", so 3 x 2 files match (and are newer and 3901 bytes).
+    EXPECT_NE(json.find("\"detail\": \"found 6 of "), std::string::npos) << json;
     std::string sum = Slurp(res.path() + "/" + t + "/result_summary.txt");
     EXPECT_EQ(Count(sum, "[RESULT]"), 12) << sum;
     EXPECT_EQ(sum.rfind("[SCORE ] Bandwidth"), sum.rfind('\n', sum.size() - 2) + 1) << sum;
