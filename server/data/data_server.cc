@@ -1,0 +1,851 @@
+#include "server/data/data_server.h"
+
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "common/log.h"
+
+namespace sluice::data {
+namespace {
+
+const char kSvc[] = "sluice.datasvc.DataService/";
+const char kChainSvc[] = "sluice.datasvc.ChainService/";
+
+std::string Name(const ChunkId& c) {
+  return "chunk " + std::to_string(c.inode) + ":" + std::to_string(c.index);
+}
+std::string T(uint32_t target) { return "target " + std::to_string(target); }
+
+ChunkId FromWire(const datasvc::ChunkId& c) { return ChunkId{c.inode(), c.index()}; }
+void ToWire(const ChunkId& c, datasvc::ChunkId* out) {
+  out->set_inode(c.inode);
+  out->set_index(c.index);
+}
+
+const mgmt::TargetInfo* FindTarget(const mgmt::ClusterMap& map, uint32_t id) {
+  for (auto& t : map.targets()) {
+    if (t.id() == id) return &t;
+  }
+  return nullptr;
+}
+const mgmt::ChainInfo* FindChain(const mgmt::ClusterMap& map, uint32_t id) {
+  for (auto& c : map.chains()) {
+    if (c.id() == id) return &c;
+  }
+  return nullptr;
+}
+mgmt::TargetState StateOf(const mgmt::ClusterMap& map, uint32_t id) {
+  const mgmt::TargetInfo* t = FindTarget(map, id);
+  return t ? t->state() : mgmt::TARGET_STATE_UNKNOWN;
+}
+// SERVING members in chain order (the replication path).
+std::vector<uint32_t> Serving(const mgmt::ClusterMap& map, const mgmt::ChainInfo& c) {
+  std::vector<uint32_t> out;
+  for (uint32_t m : c.members()) {
+    if (StateOf(map, m) == mgmt::SERVING) out.push_back(m);
+  }
+  return out;
+}
+std::vector<uint32_t> Syncing(const mgmt::ClusterMap& map, const mgmt::ChainInfo& c) {
+  std::vector<uint32_t> out;
+  for (uint32_t m : c.members()) {
+    if (StateOf(map, m) == mgmt::SYNCING) out.push_back(m);
+  }
+  return out;
+}
+
+}  // namespace
+
+void ToWire(const ChunkMeta& m, datasvc::ChunkMeta* out) {
+  ToWire(m.chunk, out->mutable_chunk());
+  out->set_version(m.version);
+  out->set_length(m.length);
+  out->set_crc32c(m.crc);
+  out->set_pending_version(m.pending_version);
+  out->set_pending_length(m.pending_length);
+  out->set_pending_crc32c(m.pending_crc);
+}
+
+struct DataServer::Update {
+  datasvc::ForwardUpdateRequest::Kind kind = datasvc::ForwardUpdateRequest::WRITE;
+  uint32_t target = 0;  // the local target applying it
+  ChunkId chunk;
+  uint32_t offset = 0;
+  uint32_t length = 0;  // write: bytes; truncate: new length
+  uint32_t crc = 0;
+  uint32_t chunk_size = kMaxChunkSize;
+  std::string_view data;
+  uint64_t version = 0;  // 0 at the head until stored
+};
+
+// ------------------------------------------------------------------ open --
+
+Result<std::unique_ptr<DataServer>> DataServer::Open(const DataServerOptions& options) {
+  const ClusterConfig& cfg = options.config;
+  const DataServerConfig* dc = cfg.FindData(options.server_id);
+  if (!dc) {
+    return Status(Code::kNotFound, cfg.path + ": no [[data]] entry with id = " +
+                                       std::to_string(options.server_id) +
+                                       "; add one or pass an id that exists");
+  }
+  if (dc->targets.empty()) {
+    return Status(Code::kInvalid, cfg.path + ": [[data]] id=" + std::to_string(dc->id) +
+                                      " targets is empty; list at least one directory");
+  }
+  std::unique_ptr<DataServer> s(new DataServer(options));
+  for (size_t i = 0; i < dc->targets.size(); i++) {
+    std::string field = "[[data]] id=" + std::to_string(dc->id) + " targets[" + std::to_string(i) + "]";
+    SLUICE_RETURN_IF_ERROR(CheckWritableDir(dc->targets[i], cfg.path, field));
+    ChunkStoreOptions so = options.store;
+    so.dir = dc->targets[i];
+    so.target_id = dc->target_ids[i];
+    auto st = ChunkStore::Open(so);
+    if (!st.ok()) {
+      return st.status().Prefix(cfg.path + ": " + field + " (" + dc->targets[i] + ", " +
+                                T(so.target_id) + ")");
+    }
+    s->stores_[so.target_id] = std::move(st.value());
+  }
+  rpc::ClientOptions co;
+  co.fabric.provider = cfg.provider;
+  auto c = rpc::RpcClient::Create(co);
+  if (!c.ok()) return c.status().Prefix("client endpoint for chain forwarding");
+  s->peers_rpc_ = std::move(c.value());
+  return s;
+}
+
+DataServer::~DataServer() { Stop(); }
+
+void DataServer::Stop() {
+  std::map<uint32_t, std::thread> threads;
+  {
+    std::lock_guard<std::mutex> l(resync_mu_);
+    stopping_ = true;
+    threads.swap(resync_threads_);
+  }
+  resync_cv_.notify_all();
+  map_cv_.notify_all();
+  for (auto& [id, t] : threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+ChunkStore* DataServer::Store(uint32_t target_id) {
+  auto it = stores_.find(target_id);
+  return it == stores_.end() ? nullptr : it->second.get();
+}
+
+std::vector<mgmt::TargetInfo> DataServer::TargetUsage() {
+  std::vector<mgmt::TargetInfo> out;
+  for (auto& [id, store] : stores_) {
+    mgmt::TargetInfo t;
+    t.set_id(id);
+    t.set_server_id(options_.server_id);
+    t.set_path(store->options().dir);
+    uint64_t used = 0;
+    for (auto& u : store->SpaceUsage()) used += u.used_slots * u.slot_bytes;
+    struct statvfs vfs;
+    if (statvfs(store->options().dir.c_str(), &vfs) == 0) {
+      t.set_capacity_bytes(uint64_t{vfs.f_blocks} * vfs.f_frsize);
+    }
+    t.set_used_bytes(used);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------- map --
+
+uint64_t DataServer::map_version() const {
+  std::lock_guard<std::mutex> l(map_mu_);
+  return map_.version();
+}
+
+mgmt::ClusterMap DataServer::MapSnapshot() const {
+  std::lock_guard<std::mutex> l(map_mu_);
+  return map_;
+}
+
+void DataServer::OnMap(const mgmt::ClusterMap& map) {
+  {
+    std::lock_guard<std::mutex> l(map_mu_);
+    if (map.version() <= map_.version()) return;
+    map_ = map;
+  }
+  map_cv_.notify_all();
+  std::lock_guard<std::mutex> l(resync_mu_);
+  if (stopping_) return;
+  for (auto& [id, store] : stores_) {
+    if (StateOf(map, id) != mgmt::SYNCING || resync_running_.count(id)) continue;
+    auto old = resync_threads_.find(id);
+    if (old != resync_threads_.end()) {
+      old->second.join();  // finished (not in resync_running_)
+      resync_threads_.erase(old);
+    }
+    resync_running_.insert(id);
+    LOG_INFO(T(id) + " is SYNCING in map v" + std::to_string(map.version()) + ": starting resync");
+    resync_threads_[id] = std::thread([this, id = id] { ResyncLoop(id); });
+  }
+}
+
+bool DataServer::WaitMapVersion(uint64_t version, uint32_t timeout_ms) {
+  std::unique_lock<std::mutex> l(map_mu_);
+  return map_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                          [&] { return map_.version() >= version; });
+}
+
+Status DataServer::CheckMap(rpc::CallContext& ctx) {
+  uint64_t v = map_version();
+  ctx.set_map_version(v);
+  if (ctx.map_version() != 0 && ctx.map_version() < v) {
+    return Status(Code::kStaleMap, "request built against cluster map v" + std::to_string(ctx.map_version()) +
+                                       "; data server " + std::to_string(options_.server_id) + " has v" +
+                                       std::to_string(v) + ": refresh the map and retry");
+  }
+  return Status::Ok();
+}
+
+Result<rpc::Peer> DataServer::PeerOfTarget(const mgmt::ClusterMap& map, uint32_t target_id) {
+  const mgmt::TargetInfo* t = FindTarget(map, target_id);
+  if (!t) return Status(Code::kStaleMap, T(target_id) + " is not in cluster map v" + std::to_string(map.version()));
+  for (auto& s : map.servers()) {
+    if (s.kind() != mgmt::DATA || s.id() != t->server_id()) continue;
+    std::string key = s.host() + ":" + std::to_string(s.port());
+    std::lock_guard<std::mutex> l(peer_mu_);
+    auto it = resolved_.find(key);
+    if (it != resolved_.end()) return it->second;
+    auto p = peers_rpc_->Resolve(s.host(), static_cast<uint16_t>(s.port()));
+    if (!p.ok()) return p.status().Prefix("resolve data server of " + T(target_id));
+    resolved_[key] = *p;
+    return *p;
+  }
+  return Status(Code::kStaleMap, "data server " + std::to_string(t->server_id()) + " of " + T(target_id) +
+                                     " is not in cluster map v" + std::to_string(map.version()));
+}
+
+// ----------------------------------------------------------- chunk locks --
+
+void DataServer::LockChunk(uint32_t chain_id, const ChunkId& chunk) {
+  auto key = std::make_tuple(chain_id, chunk.inode, chunk.index);
+  std::unique_lock<std::mutex> l(lock_mu_);
+  lock_cv_.wait(l, [&] { return !locked_.count(key); });
+  locked_.insert(key);
+}
+
+void DataServer::UnlockChunk(uint32_t chain_id, const ChunkId& chunk) {
+  {
+    std::lock_guard<std::mutex> l(lock_mu_);
+    locked_.erase(std::make_tuple(chain_id, chunk.inode, chunk.index));
+  }
+  lock_cv_.notify_all();
+}
+
+// ----------------------------------------------------------- update path --
+
+Result<UpdateResult> DataServer::StoreLocally(ChunkStore* store, Update& u, bool commit) {
+  UpdateOptions uo{u.version, commit};
+  for (int attempt = 0;; attempt++) {
+    Result<UpdateResult> r = Status(Code::kInternal, "unreachable");
+    if (u.kind == datasvc::ForwardUpdateRequest::WRITE) {
+      WriteRequest w;
+      w.chunk = u.chunk;
+      w.offset = u.offset;
+      w.data = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(u.data.data()), u.data.size());
+      w.crc = u.crc;
+      w.chunk_size = u.chunk_size;
+      w.update = uo;
+      r = store->Write(w);
+    } else if (u.kind == datasvc::ForwardUpdateRequest::TRUNCATE) {
+      r = store->Truncate(u.chunk, u.length, uo, u.chunk_size);
+    } else {
+      return Status(Code::kUnsupported, "chain update kind REMOVE: remove chunks on every replica instead");
+    }
+    // At the head (version 0) a pending version left by an update that failed
+    // half-way blocks the next one; the head serializes updates of a chunk, so
+    // that pending version is abandoned: drop it and retry once.
+    if (!r.ok() && r.status().code() == Code::kBusy && u.version == 0 && attempt == 0) {
+      auto meta = store->Stat(u.chunk);
+      if (meta.ok() && meta->pending_version != 0) {
+        LOG_WARN(T(u.target) + " " + Name(u.chunk) + ": dropping abandoned pending version " +
+                 std::to_string(meta->pending_version));
+        Status d = store->DropPending(u.chunk, meta->pending_version);
+        if (!d.ok()) return d;
+        continue;
+      }
+    }
+    return r;
+  }
+}
+
+Status DataServer::Forward(const mgmt::ClusterMap& map, uint32_t chain_id, uint32_t to_target,
+                           const Update& u, bool is_tail, ChunkMeta* meta_out) {
+  auto peer = PeerOfTarget(map, to_target);
+  if (!peer.ok()) return peer.status();
+  datasvc::ForwardUpdateRequest req;
+  req.set_target_id(to_target);
+  req.set_chain_id(chain_id);
+  req.set_chain_version(map.version());
+  req.set_kind(u.kind);
+  ToWire(u.chunk, req.mutable_chunk());
+  req.set_offset(u.offset);
+  req.set_length(u.length);
+  req.set_crc32c(u.crc);
+  req.set_chunk_size(u.chunk_size);
+  req.set_version(u.version);
+  req.set_is_tail(is_tail);
+  datasvc::ForwardUpdateResponse resp;
+  rpc::CallOptions co;
+  co.timeout_ms = options_.forward_timeout_ms;
+  co.map_version = map.version();
+  co.send_payload = u.data.data();
+  co.send_len = u.data.size();
+  auto r = peers_rpc_->Call(*peer, std::string(kSvc) + "ForwardUpdate", req, &resp, co);
+  if (!r.status.ok()) {
+    return Status(r.status.code(), "forward " + Name(u.chunk) + " v" + std::to_string(u.version) + " of chain " +
+                                       std::to_string(chain_id) + " to " + T(to_target) + " (" + peer->label +
+                                       "): " + r.status.message());
+  }
+  if (meta_out) {
+    meta_out->chunk = u.chunk;
+    meta_out->version = resp.meta().version();
+    meta_out->length = resp.meta().length();
+    meta_out->crc = resp.meta().crc32c();
+  }
+  return Status::Ok();
+}
+
+Result<ChunkMeta> DataServer::ApplyInChain(const mgmt::ClusterMap& map, const mgmt::ChainInfo& chain,
+                                           uint32_t my_target, Update& u) {
+  ChunkStore* store = Store(my_target);
+  std::vector<uint32_t> serving = Serving(map, chain);
+  auto pos = std::find(serving.begin(), serving.end(), my_target);
+  if (pos == serving.end()) {
+    // A SYNCING member: take the update as committed; a gap (kInvalid) means
+    // this chunk is still to be copied by resync.
+    auto r = StoreLocally(store, u, true);
+    if (!r.ok()) return r.status();
+    return r->meta;
+  }
+  size_t idx = pos - serving.begin();
+  bool last = idx + 1 == serving.size();
+  auto r = StoreLocally(store, u, last);
+  if (!r.ok()) return r.status();
+  ChunkMeta meta = r->meta;
+  bool duplicate = r->already_applied;
+  if (u.version == 0) u.version = last ? meta.version : meta.pending_version;
+  if (!last) {
+    ChunkMeta down;
+    Status st = Forward(map, chain.id(), serving[idx + 1], u, idx + 2 == serving.size(), &down);
+    if (!st.ok()) {
+      if (!duplicate) {
+        Status d = store->DropPending(u.chunk, u.version);
+        if (!d.ok()) LOG_WARN(T(my_target) + ": " + d.ToString());
+      }
+      return st;
+    }
+    auto c = store->Commit(u.chunk, u.version);
+    if (!c.ok()) return c.status().Prefix(T(my_target) + " commit " + Name(u.chunk) + " v" + std::to_string(u.version));
+    meta = *c;
+    if (down.version == meta.version && (down.crc != meta.crc || down.length != meta.length)) {
+      // Invariant: a committed version has the same bytes on every replica.
+      LOG_ERROR("chain " + std::to_string(chain.id()) + " diverged at " + Name(u.chunk) + " v" +
+                std::to_string(meta.version) + ": " + T(my_target) + " crc " + std::to_string(meta.crc) + " vs " +
+                T(serving[idx + 1]) + " crc " + std::to_string(down.crc));
+      return Status(Code::kInternal, "chain " + std::to_string(chain.id()) + " replicas disagree on " +
+                                         Name(u.chunk) + " v" + std::to_string(meta.version));
+    }
+  } else {
+    // The commit point: copy to SYNCING members, best effort (resync covers
+    // what they miss).
+    for (uint32_t y : Syncing(map, chain)) {
+      if (y == my_target) continue;
+      Status st = Forward(map, chain.id(), y, u, true, nullptr);
+      if (!st.ok()) LOG_DEBUG("syncing member missed an update (resync copies it): " + st.ToString());
+    }
+  }
+  return meta;
+}
+
+Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_id, Update& u) {
+  if (!Store(u.target)) {
+    return Status(Code::kNotFound, T(u.target) + " is not on data server " + std::to_string(options_.server_id));
+  }
+  if (ctx.map_version() > map_version()) WaitMapVersion(ctx.map_version(), 2000);
+  mgmt::ClusterMap map = MapSnapshot();
+  const mgmt::ChainInfo* chain = FindChain(map, chain_id);
+  if (!chain) {
+    return Status(Code::kStaleMap, "chain " + std::to_string(chain_id) + " is not in cluster map v" +
+                                       std::to_string(map.version()));
+  }
+  std::vector<uint32_t> serving = Serving(map, *chain);
+  if (serving.empty() || serving[0] != u.target) {
+    return Status(Code::kStaleMap, T(u.target) + " is not the head of chain " + std::to_string(chain_id) +
+                                       " in cluster map v" + std::to_string(map.version()) +
+                                       (serving.empty() ? " (no serving member)" : ""));
+  }
+  ctx.set_map_version(map.version());
+  LockChunk(chain_id, u.chunk);
+  auto r = ApplyInChain(map, *chain, u.target, u);
+  UnlockChunk(chain_id, u.chunk);
+  return r;
+}
+
+// -------------------------------------------------------------- handlers --
+
+Status DataServer::HandleBatchRead(rpc::CallContext& ctx, const datasvc::BatchReadRequest& req,
+                                   datasvc::BatchReadResponse* resp) {
+  SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+  ChunkStore* store = Store(req.target_id());
+  if (!store) {
+    return Status(Code::kNotFound, T(req.target_id()) + " is not on data server " + std::to_string(options_.server_id));
+  }
+  mgmt::TargetState state = StateOf(MapSnapshot(), req.target_id());
+  if (state != mgmt::SERVING) {
+    return Status(Code::kUnavailable, T(req.target_id()) + " is " + mgmt::TargetState_Name(state) +
+                                          ", not serving reads: read another replica");
+  }
+  if (req.ranges_size() > 65536) return Status(Code::kTooBig, "batch read of more than 65536 ranges");
+  std::vector<ReadRequest> reads;
+  reads.reserve(req.ranges_size());
+  uint64_t total = 0, requested = 0;
+  for (auto& r : req.ranges()) {
+    if (r.length() > kMaxChunkSize || r.bulk_offset() > (uint64_t{1} << 40)) {
+      return Status(Code::kInvalid, "read range of " + Name(FromWire(r.chunk())) + " out of bounds");
+    }
+    reads.push_back(ReadRequest{FromWire(r.chunk()), r.offset(), r.length()});
+    total = std::max<uint64_t>(total, r.bulk_offset() + r.length());
+    requested += r.length();
+  }
+  if (total > ctx.response_capacity() || total > net::BufferPool::kMaxBuffer) {
+    return Status(Code::kTooBig, "batch read of " + std::to_string(total) +
+                                     " bytes does not fit the caller's buffer of " +
+                                     std::to_string(ctx.response_capacity()) + " bytes");
+  }
+  char* out = nullptr;
+  if (total > 0) {
+    auto p = ctx.AllocResponsePayload(total);
+    if (!p.ok()) return p.status();
+    out = *p;
+    // Never send back bytes of an earlier request that sat in the buffer.
+    if (requested != total) std::memset(out, 0, total);
+  }
+  std::vector<ReadResult> results = store->BatchRead(reads);
+  for (int i = 0; i < req.ranges_size(); i++) {
+    const auto& range = req.ranges(i);
+    ReadResult& rr = results[i];
+    datasvc::ReadRangeResult* o = resp->add_results();
+    o->set_code(static_cast<uint32_t>(rr.status.code()));
+    uint32_t got = 0;
+    if (rr.status.ok()) {
+      got = std::min(rr.length, range.length());
+      if (got) std::memcpy(out + range.bulk_offset(), rr.data, got);
+      o->set_length(got);
+      o->set_crc32c(rr.crc);
+      o->set_version(rr.version);
+      o->set_chunk_length(rr.chunk_length);
+      o->set_chunk_crc32c(rr.chunk_crc);
+      o->set_pending_version(rr.pending_version);
+    } else {
+      o->set_message(rr.status.message());
+    }
+    if (out && got < range.length()) std::memset(out + range.bulk_offset() + got, 0, range.length() - got);
+  }
+  return Status::Ok();
+}
+
+Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUpdateRequest& req,
+                                 datasvc::ForwardUpdateResponse* resp) {
+  SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+  if (!Store(req.target_id())) {
+    return Status(Code::kNotFound, T(req.target_id()) + " is not on data server " + std::to_string(options_.server_id));
+  }
+  if (ctx.map_version() > map_version()) WaitMapVersion(ctx.map_version(), 2000);
+  mgmt::ClusterMap map = MapSnapshot();
+  const mgmt::ChainInfo* chain = FindChain(map, static_cast<uint32_t>(req.chain_id()));
+  if (!chain || std::find(chain->members().begin(), chain->members().end(), req.target_id()) ==
+                    chain->members().end()) {
+    return Status(Code::kStaleMap, T(req.target_id()) + " is not a member of chain " +
+                                       std::to_string(req.chain_id()) + " in cluster map v" +
+                                       std::to_string(map.version()));
+  }
+  if (req.version() == 0) return Status(Code::kInvalid, "forwarded update without a version");
+  Update u;
+  u.kind = req.kind();
+  u.target = req.target_id();
+  u.chunk = FromWire(req.chunk());
+  u.offset = req.offset();
+  u.length = req.length();
+  u.crc = req.crc32c();
+  u.chunk_size = req.chunk_size() ? req.chunk_size() : kMaxChunkSize;
+  u.version = req.version();
+  u.data = ctx.request_payload().empty() ? std::string_view(req.inline_data()) : ctx.request_payload();
+  if (u.kind == datasvc::ForwardUpdateRequest::WRITE && u.data.size() != u.length) {
+    return Status(Code::kProtocol, "forwarded write of " + Name(u.chunk) + " carries " +
+                                       std::to_string(u.data.size()) + " bytes, header says " +
+                                       std::to_string(u.length));
+  }
+  auto r = ApplyInChain(map, *chain, u.target, u);
+  if (!r.ok()) return r.status();
+  ToWire(*r, resp->mutable_meta());
+  return Status::Ok();
+}
+
+void DataServer::RegisterHandlers(rpc::RpcServer* server) {
+  using rpc::CallContext;
+  namespace ds = datasvc;
+  std::string svc = kSvc, chain_svc = kChainSvc;
+
+  server->Register<ds::BatchReadRequest, ds::BatchReadResponse>(
+      svc + "BatchRead", [this](CallContext& ctx, const ds::BatchReadRequest& req, ds::BatchReadResponse* resp) {
+        return HandleBatchRead(ctx, req, resp);
+      });
+  server->Register<ds::ForwardUpdateRequest, ds::ForwardUpdateResponse>(
+      svc + "ForwardUpdate",
+      [this](CallContext& ctx, const ds::ForwardUpdateRequest& req, ds::ForwardUpdateResponse* resp) {
+        return HandleForward(ctx, req, resp);
+      });
+
+  auto write = [this](CallContext& ctx, uint32_t chain_id, const ds::WriteRequest& req,
+                      ds::UpdateResponse* resp) -> Status {
+    Update u;
+    u.kind = ds::ForwardUpdateRequest::WRITE;
+    u.target = req.target_id();
+    u.chunk = FromWire(req.chunk());
+    u.offset = req.offset();
+    u.length = req.length();
+    u.crc = req.crc32c();
+    u.chunk_size = req.chunk_size() ? req.chunk_size() : kMaxChunkSize;
+    u.data = ctx.request_payload().empty() ? std::string_view(req.inline_data()) : ctx.request_payload();
+    if (u.data.size() != u.length) {
+      return Status(Code::kProtocol, "write of " + Name(u.chunk) + " to " + T(u.target) + " carries " +
+                                         std::to_string(u.data.size()) + " bytes, header says " +
+                                         std::to_string(u.length));
+    }
+    auto r = ApplyAtHead(ctx, chain_id, u);
+    if (!r.ok()) return r.status();
+    ToWire(*r, resp->mutable_meta());
+    return Status::Ok();
+  };
+  auto truncate = [this](CallContext& ctx, uint32_t chain_id, const ds::TruncateChunkRequest& req,
+                         ds::UpdateResponse* resp) -> Status {
+    Update u;
+    u.kind = ds::ForwardUpdateRequest::TRUNCATE;
+    u.target = req.target_id();
+    u.chunk = FromWire(req.chunk());
+    u.length = req.length();
+    u.chunk_size = req.chunk_size() ? req.chunk_size() : kMaxChunkSize;
+    auto r = ApplyAtHead(ctx, chain_id, u);
+    if (!r.ok()) return r.status();
+    ToWire(*r, resp->mutable_meta());
+    return Status::Ok();
+  };
+  // DataService/Write and TruncateChunk carry no chain id: the chain is the
+  // one the target heads, when that is unambiguous.
+  auto chain_of_head = [this](uint32_t target) -> Result<uint32_t> {
+    mgmt::ClusterMap map = MapSnapshot();
+    std::vector<uint32_t> found;
+    for (auto& c : map.chains()) {
+      auto s = Serving(map, c);
+      if (!s.empty() && s[0] == target) found.push_back(c.id());
+    }
+    if (found.size() == 1) return found[0];
+    if (found.empty()) {
+      return Status(Code::kStaleMap, T(target) + " heads no chain in cluster map v" + std::to_string(map.version()));
+    }
+    return Status(Code::kInvalid, T(target) + " heads " + std::to_string(found.size()) +
+                                      " chains: send ChainService/Write with the chain id");
+  };
+  server->Register<ds::WriteRequest, ds::UpdateResponse>(
+      svc + "Write", [this, write, chain_of_head](CallContext& ctx, const ds::WriteRequest& req,
+                                                   ds::UpdateResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        auto c = chain_of_head(req.target_id());
+        if (!c.ok()) return c.status();
+        return write(ctx, *c, req, resp);
+      });
+  server->Register<ds::ChainWriteRequest, ds::UpdateResponse>(
+      chain_svc + "Write",
+      [this, write](CallContext& ctx, const ds::ChainWriteRequest& req, ds::UpdateResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        return write(ctx, req.chain_id(), req.write(), resp);
+      });
+  server->Register<ds::TruncateChunkRequest, ds::UpdateResponse>(
+      svc + "TruncateChunk", [this, truncate, chain_of_head](CallContext& ctx, const ds::TruncateChunkRequest& req,
+                                                              ds::UpdateResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        auto c = chain_of_head(req.target_id());
+        if (!c.ok()) return c.status();
+        return truncate(ctx, *c, req, resp);
+      });
+  server->Register<ds::ChainTruncateRequest, ds::UpdateResponse>(
+      chain_svc + "Truncate",
+      [this, truncate](CallContext& ctx, const ds::ChainTruncateRequest& req, ds::UpdateResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        return truncate(ctx, req.chain_id(), req.truncate(), resp);
+      });
+
+  auto store_of = [this](uint32_t target) -> Result<ChunkStore*> {
+    ChunkStore* s = Store(target);
+    if (!s) return Status(Code::kNotFound, T(target) + " is not on data server " + std::to_string(options_.server_id));
+    return s;
+  };
+  server->Register<ds::RemoveChunksRequest, ds::RemoveChunksResponse>(
+      svc + "RemoveChunks",
+      [this, store_of](CallContext& ctx, const ds::RemoveChunksRequest& req, ds::RemoveChunksResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        Result<uint64_t> n = uint64_t{0};
+        if (req.indexes_size() == 0) {
+          n = s->RemoveFile(req.inode());
+        } else {
+          std::vector<ChunkId> ids;
+          for (uint64_t i : req.indexes()) ids.push_back(ChunkId{req.inode(), i});
+          n = s->Remove(ids);
+        }
+        if (!n.ok()) return n.status();
+        resp->set_removed(*n);
+        return Status::Ok();
+      });
+  server->Register<ds::QueryChunksRequest, ds::QueryChunksResponse>(
+      svc + "QueryChunks",
+      [this, store_of](CallContext& ctx, const ds::QueryChunksRequest& req, ds::QueryChunksResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        if (req.chunks_size() > 0) {
+          for (auto& c : req.chunks()) {
+            auto m = s->Stat(FromWire(c));
+            if (m.ok()) {
+              ToWire(*m, resp->add_metas());
+            } else if (m.status().code() != Code::kNotFound) {
+              return m.status();
+            }
+          }
+          return Status::Ok();
+        }
+        auto all = s->ListFile(req.inode());
+        if (!all.ok()) return all.status();
+        for (auto& m : *all) ToWire(m, resp->add_metas());
+        return Status::Ok();
+      });
+  server->Register<ds::ListChunksRequest, ds::ListChunksResponse>(
+      svc + "ListChunks",
+      [this, store_of](CallContext& ctx, const ds::ListChunksRequest& req, ds::ListChunksResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        size_t limit = std::clamp<uint32_t>(req.limit() ? req.limit() : 1024, 1, 4096);
+        ChunkId after;
+        if (req.has_after()) after = FromWire(req.after());
+        auto list = s->ListChunks(req.has_after() ? &after : nullptr, limit);
+        if (!list.ok()) return list.status();
+        for (auto& m : *list) ToWire(m, resp->add_metas());
+        resp->set_done(list->size() < limit);
+        return Status::Ok();
+      });
+  server->Register<ds::ScrubRequest, ds::ScrubResponse>(
+      svc + "Scrub", [this, store_of](CallContext& ctx, const ds::ScrubRequest& req, ds::ScrubResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        auto rep = s->Scrub();
+        if (!rep.ok()) return rep.status();
+        resp->set_chunks_checked(rep->chunks_checked);
+        resp->set_bytes_checked(rep->bytes_checked);
+        for (auto& b : rep->bad) {
+          auto* o = resp->add_bad();
+          ToWire(b.chunk, o->mutable_chunk());
+          o->set_version(b.version);
+          o->set_message((b.pending ? "pending version: " : "") + b.status.ToString());
+        }
+        return Status::Ok();
+      });
+  server->Register<ds::CommitRequest, ds::CommitResponse>(
+      svc + "Commit", [this, store_of](CallContext& ctx, const ds::CommitRequest& req, ds::CommitResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        auto m = s->Commit(FromWire(req.chunk()), req.version());
+        if (!m.ok()) return m.status();
+        ToWire(*m, resp->mutable_meta());
+        return Status::Ok();
+      });
+  server->Register<ds::InstallChunkRequest, ds::UpdateResponse>(
+      svc + "InstallChunk",
+      [this, store_of](CallContext& ctx, const ds::InstallChunkRequest& req, ds::UpdateResponse* resp) -> Status {
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        std::string_view data =
+            ctx.request_payload().empty() ? std::string_view(req.inline_data()) : ctx.request_payload();
+        if (data.size() != req.length()) {
+          return Status(Code::kProtocol, "install of " + Name(FromWire(req.chunk())) + " carries " +
+                                             std::to_string(data.size()) + " bytes, header says " +
+                                             std::to_string(req.length()));
+        }
+        auto r = s->Install(FromWire(req.chunk()), req.version(),
+                            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()),
+                            req.crc32c());
+        if (!r.ok()) return r.status();
+        ToWire(r->meta, resp->mutable_meta());
+        resp->set_already_applied(r->already_applied);
+        return Status::Ok();
+      });
+}
+
+// ---------------------------------------------------------------- resync --
+
+Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target) {
+  ChunkStore* store = Store(target_id);
+  mgmt::ClusterMap map = MapSnapshot();
+  SLUICE_ASSIGN_OR_RETURN(rpc::Peer peer, PeerOfTarget(map, peer_target));
+  uint64_t copied = 0;
+  bool have_after = false;
+  datasvc::ChunkId after;
+  std::vector<char> buf;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> l(resync_mu_);
+      if (stopping_) return Status(Code::kCancelled, "resync of " + T(target_id) + " stopped");
+    }
+    datasvc::ListChunksRequest lreq;
+    lreq.set_target_id(peer_target);
+    lreq.set_limit(512);
+    if (have_after) *lreq.mutable_after() = after;
+    datasvc::ListChunksResponse lresp;
+    auto lr = peers_rpc_->Call(peer, std::string(kSvc) + "ListChunks", lreq, &lresp, rpc::CallOptions{10000});
+    if (!lr.status.ok()) return lr.status.Prefix("resync " + T(target_id) + ": list chunks of " + T(peer_target));
+    // Which of these does the local target lack, or hold older?
+    std::vector<const datasvc::ChunkMeta*> need;
+    for (auto& m : lresp.metas()) {
+      if (m.version() == 0) continue;
+      auto local = store->Stat(FromWire(m.chunk()));
+      if (local.ok() && local->version >= m.version()) continue;
+      need.push_back(&m);
+    }
+    // Copy them in batches of up to 32 MiB.
+    for (size_t i = 0; i < need.size();) {
+      datasvc::BatchReadRequest rreq;
+      rreq.set_target_id(peer_target);
+      uint64_t total = 0;
+      size_t j = i;
+      for (; j < need.size() && (j == i || total + need[j]->length() <= (32u << 20)); j++) {
+        auto* r = rreq.add_ranges();
+        *r->mutable_chunk() = need[j]->chunk();
+        r->set_offset(0);
+        r->set_length(std::max<uint32_t>(need[j]->length(), 1));
+        r->set_bulk_offset(total);
+        total += std::max<uint32_t>(need[j]->length(), 1);
+      }
+      buf.resize(total);
+      datasvc::BatchReadResponse rresp;
+      rpc::CallOptions co{30000};
+      co.recv_buf = buf.data();
+      co.recv_cap = buf.size();
+      auto rr = peers_rpc_->Call(peer, std::string(kSvc) + "BatchRead", rreq, &rresp, co);
+      if (!rr.status.ok()) return rr.status.Prefix("resync " + T(target_id) + ": read from " + T(peer_target));
+      if (rresp.results_size() != rreq.ranges_size()) {
+        return Status(Code::kProtocol, "resync: " + T(peer_target) + " answered " +
+                                           std::to_string(rresp.results_size()) + " of " +
+                                           std::to_string(rreq.ranges_size()) + " ranges");
+      }
+      for (int k = 0; k < rresp.results_size(); k++) {
+        const auto& res = rresp.results(k);
+        const auto& range = rreq.ranges(k);
+        ChunkId id = FromWire(range.chunk());
+        if (res.code() == static_cast<uint32_t>(Code::kNotFound)) continue;  // removed meanwhile
+        if (res.code() != 0) {
+          return Status(static_cast<Code>(res.code()), "resync " + T(target_id) + ": read " + Name(id) +
+                                                           " from " + T(peer_target) + ": " + res.message());
+        }
+        const char* p = buf.data() + range.bulk_offset();
+        if (res.length() != res.chunk_length() || Crc32c(p, res.length()) != res.crc32c()) {
+          return Status(Code::kCorrupt, "resync " + T(target_id) + ": " + Name(id) + " from " + T(peer_target) +
+                                            " arrived incomplete or with a bad CRC32C");
+        }
+        auto ins = store->Install(id, res.version(),
+                                  std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p), res.length()),
+                                  res.crc32c());
+        if (!ins.ok()) {
+          if (ins.status().code() == Code::kInvalid) continue;  // a newer version arrived by the chain
+          return ins.status().Prefix("resync " + T(target_id) + " install " + Name(id));
+        }
+        copied++;
+      }
+      i = j;
+    }
+    if (lresp.done() || lresp.metas_size() == 0) break;
+    after = lresp.metas(lresp.metas_size() - 1).chunk();
+    have_after = true;
+  }
+  return copied;
+}
+
+void DataServer::ResyncLoop(uint32_t target_id) {
+  uint64_t start = NowMillis();
+  uint64_t total = 0;
+  int passes = 0;
+  auto pause = [&](uint32_t ms) {
+    std::unique_lock<std::mutex> l(resync_mu_);
+    resync_cv_.wait_for(l, std::chrono::milliseconds(ms), [&] { return stopping_; });
+    return !stopping_;
+  };
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> l(resync_mu_);
+      if (stopping_) break;
+    }
+    mgmt::ClusterMap map = MapSnapshot();
+    if (StateOf(map, target_id) != mgmt::SYNCING) break;
+    std::set<uint32_t> peers;
+    for (auto& c : map.chains()) {
+      if (std::find(c.members().begin(), c.members().end(), target_id) == c.members().end()) continue;
+      for (uint32_t m : Serving(map, c)) {
+        if (m != target_id) peers.insert(m);
+      }
+    }
+    if (peers.empty()) {
+      LOG_WARN("resync " + T(target_id) + ": no serving chain peer in map v" + std::to_string(map.version()) +
+               "; waiting");
+      if (!pause(500)) break;
+      continue;
+    }
+    uint64_t copied = 0;
+    Status st;
+    for (uint32_t p : peers) {
+      auto r = ResyncPass(target_id, p);
+      if (!r.ok()) {
+        st = r.status();
+        break;
+      }
+      copied += *r;
+    }
+    passes++;
+    if (!st.ok()) {
+      LOG_WARN(st.ToString() + "; retrying");
+      if (!pause(300)) break;
+      continue;
+    }
+    total += copied;
+    if (copied > 0) continue;  // another pass: updates may have raced the copy
+    Status rs = options_.report_synced ? options_.report_synced(target_id) : Status::Ok();
+    if (!rs.ok()) {
+      LOG_WARN("resync " + T(target_id) + ": cannot report synced to mgmtd: " + rs.ToString());
+      if (!pause(300)) break;
+      continue;
+    }
+    LOG_INFO("resync " + T(target_id) + " done: copied " + std::to_string(total) + " chunks from " +
+             std::to_string(peers.size()) + " peer(s) in " + std::to_string(passes) + " passes, " +
+             std::to_string(NowMillis() - start) + " ms; reported synced");
+    // Wait for the map to show it (or another state), then stop.
+    uint64_t v = map.version();
+    std::unique_lock<std::mutex> l(map_mu_);
+    map_cv_.wait_for(l, std::chrono::milliseconds(5000), [&] { return map_.version() > v || stopping_; });
+    if (StateOf(map_, target_id) == mgmt::SYNCING && !stopping_) continue;
+    break;
+  }
+  std::lock_guard<std::mutex> l(resync_mu_);
+  resync_running_.erase(target_id);
+}
+
+}  // namespace sluice::data
