@@ -370,9 +370,10 @@ TEST_F(ChunkStoreTest, ConcurrentReadersSeeWholeVersions) {
   constexpr uint32_t kLen = 64 << 10;
   auto make = [](uint32_t v) { return std::vector<uint8_t>(kLen, static_cast<uint8_t>(v)); };
   ASSERT_TRUE(Put({50, 0}, 0, make(1)).ok());
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, reading{false};
   std::atomic<int> failures{0};
   std::thread writer([&] {
+    while (!reading) std::this_thread::yield();  // overlap even on a loaded machine
     for (uint32_t v = 2; v < 400 && !stop; v++) {
       if (!Put({50, 0}, 0, make(v)).ok()) failures++;
     }
@@ -387,6 +388,7 @@ TEST_F(ChunkStoreTest, ConcurrentReadersSeeWholeVersions) {
       break;
     }
     reads++;
+    reading = true;
     // Every byte belongs to the one version the read reports.
     for (uint32_t i = 0; i < r.length; i += 997) {
       if (r.data[i] != static_cast<uint8_t>(r.version)) {
