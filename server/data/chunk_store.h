@@ -180,8 +180,9 @@ class ChunkStore {
   // The chunk is rewritten copy-on-write. A write that replaces the whole
   // chunk from offset 0 with a multiple of 4 KiB from a 4 KiB-aligned buffer
   // goes to disk straight from `data` (no copy; registered IO when `data`
-  // lies in buffer_arena()); `data` must not change during the call. kCorrupt if req.crc does not match
-  // the bytes; kInvalid if offset + size exceeds chunk_size; see UpdateOptions.
+  // lies in buffer_arena()); `data` must not change during the call.
+  // kCorrupt if req.crc does not match the bytes; kInvalid if offset + size
+  // exceeds chunk_size; kBusy / kInvalid / already_applied: see UpdateOptions.
   Result<UpdateResult> Write(const WriteRequest& req);
   // Many writes, batched: one IO submission, one RocksDB write. Results in
   // request order. The same chunk may appear more than once (applied in order).
@@ -258,7 +259,7 @@ class ChunkStore {
   Result<ChunkRecord> GetRecord(const ChunkId& chunk, bool* found);
   Status PutRecord(const ChunkId& chunk, const ChunkRecord* record);  // null deletes
   std::mutex& ChunkLock(const ChunkId& chunk);
-  // Reads and verifies [begin, end) of `v` into `buf` (block aligned).
+  // "target 3 chunk 42:7", the prefix of every message about a chunk.
   std::string Where(const ChunkId& chunk) const;
   IoRing* AcquireRing();
   void ReleaseRing(IoRing* ring);
