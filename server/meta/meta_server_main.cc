@@ -6,6 +6,13 @@
 // heartbeats with sluice-mgmtd, and on shard 0 runs the cross-shard
 // coordinator and its recovery (at start, every second, and whenever the map
 // changes, e.g. a peer shard came back). Stops cleanly on SIGTERM/SIGINT.
+//
+// --crash-at POINT is a fault-injection hook for crash tests: the process
+// SIGKILLs itself at POINT, one of
+//   step:K    (shard 0) after durable step K of a cross-shard transaction
+//             (1 intent, 2..n+1 prepares, n+2 commit point, then commits)
+//   prepare   after a TxnPrepare it received is durable, before replying
+//   decide    when a TxnDecide arrives, before applying it
 #include <signal.h>
 
 #include <condition_variable>
@@ -92,6 +99,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   long id = -1;
   size_t workers = 16;
+  std::string crash_at;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
@@ -100,6 +108,11 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       id = std::strtol(argv[++i], &end, 10);
       if (*end != 0 || id < 0) return Fail(std::string("--id wants a number, got '") + argv[i] + "'");
+    } else if (a == "--crash-at" && i + 1 < argc) {
+      crash_at = argv[++i];
+      if (crash_at != "prepare" && crash_at != "decide" && crash_at.rfind("step:", 0) != 0) {
+        return Fail("--crash-at wants step:K, prepare or decide, got '" + crash_at + "'");
+      }
     } else if (a == "--workers" && i + 1 < argc) {
       workers = static_cast<size_t>(std::max(1L, std::strtol(argv[++i], nullptr, 10)));
     } else {
@@ -175,6 +188,17 @@ int main(int argc, char** argv) {
     local.set_coordinator(coordinator.get());
   }
   MetaService service(store->get(), shards, coordinator.get());
+  if (crash_at.rfind("step:", 0) == 0 && coordinator) {
+    const int k = std::atoi(crash_at.c_str() + 5);
+    coordinator->SetStepHook([k](int step) {
+      if (step == k) raise(SIGKILL);
+    });
+  } else if (crash_at == "prepare" || crash_at == "decide") {
+    service.SetCallHook([crash_at](std::string_view method, bool after, const Status& st) {
+      if (crash_at == "prepare" && method == "TxnPrepare" && after && st.ok()) raise(SIGKILL);
+      if (crash_at == "decide" && method == "TxnDecide" && !after) raise(SIGKILL);
+    });
+  }
 
   rpc::ServerOptions ro;
   ro.fabric.provider = cfg->provider;

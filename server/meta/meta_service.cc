@@ -30,7 +30,11 @@ void MetaService::Add(rpc::RpcServer* server, const char* method, Fn fn) {
                             std::to_string(ctx.map_version()) + ", shard knows version " +
                             std::to_string(known) + "; refresh the map and retry");
         }
-        return fn(req, resp);
+        if (!hook_) return fn(req, resp);
+        hook_(method, false, Status::Ok());
+        Status st = fn(req, resp);
+        hook_(method, true, st);
+        return st;
       });
 }
 

@@ -21,6 +21,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <vector>
 
 #include "common/rpc.h"
@@ -51,6 +53,12 @@ class MetaService {
   uint64_t map_version() const { return map_version_.load(); }
   const MetaServiceStats& stats() const { return stats_; }
 
+  // Fault-injection hook for crash tests: called before each handler runs
+  // (after = false) and after it returns, before the reply is sent (after =
+  // true, with its status). Set before the server starts.
+  using CallHook = std::function<void(std::string_view method, bool after, const Status& result)>;
+  void SetCallHook(CallHook hook) { hook_ = std::move(hook); }
+
  private:
   template <typename Req, typename Resp, typename Fn>
   void Add(rpc::RpcServer* server, const char* method, Fn fn);
@@ -61,6 +69,7 @@ class MetaService {
   TxnCoordinator* coordinator_;
   std::atomic<uint64_t> map_version_{0};
   MetaServiceStats stats_;
+  CallHook hook_;
 };
 
 }  // namespace sluice::meta
