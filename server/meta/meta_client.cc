@@ -127,16 +127,20 @@ template <typename Fn>
 Status MetaClient::Run(Fn&& fn) {
   const uint64_t deadline = NowMillis() + options_.unavailable_retry_ms;
   uint32_t wait_ms = 50;
-  for (;;) {
+  for (int attempt = 0;; ++attempt) {
     std::shared_ptr<View> v = CurrentView();
     Status st = fn(*v->router);
     const Code code = st.code();
     if (code != Code::kStaleMap && code != Code::kUnavailable) return st;
-    if (NowMillis() >= deadline) return st;
-    stats_.resends++;
+    // Refresh either way, so the next call is built against the newest map.
     const uint64_t before = v->version.load();
     Status rs = Refresh(before);
     if (!rs.ok()) LOG_WARN(rs.ToString());
+    // A stale map is always worth one resend (the shard refused before doing
+    // anything); after that, resend only within unavailable_retry_ms.
+    const bool first_stale = code == Code::kStaleMap && attempt == 0;
+    if (!first_stale && NowMillis() >= deadline) return st;
+    stats_.resends++;
     // A shard that is down (or a map that did not move) needs time: wait,
     // doubling up to 1 s. A newer map is tried at once.
     if (code == Code::kUnavailable || CurrentView()->version.load() <= before) {

@@ -1,0 +1,439 @@
+// sluice-meta as real processes on loopback: mgmtd + 2 shards from the
+// build, driven through MetaClient over RPC. Namespace ops across shards,
+// stale-map refusal and client refresh, SIGTERM, startup errors, acknowledged
+// creates surviving kill -9, and a cross-shard rename with the coordinator
+// or a participant killed at every step of the two-phase commit.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+#include "tests/server/meta/meta_proc_cluster.h"
+
+namespace sluice::meta {
+namespace {
+
+using testing::MetaProcCluster;
+
+#define ASSERT_OK(expr)                                      \
+  do {                                                       \
+    const auto& _r = (expr);                                 \
+    ASSERT_TRUE(_r.ok()) << #expr << ": " << _r.status().ToString(); \
+  } while (0)
+#define ASSERT_ST_OK(expr)                                   \
+  do {                                                       \
+    ::sluice::Status _s = (expr);                            \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();  \
+  } while (0)
+
+Caller Root() { return MakeCaller(0, 0); }
+
+// A name under `parent` whose dentry lives on `shard` of `n`.
+std::string NameOnShard(uint64_t parent, const std::string& prefix, uint32_t shard, uint32_t n) {
+  for (int i = 0;; ++i) {
+    std::string name = prefix + std::to_string(i);
+    if (DentryShard(parent, name, n) == shard) return name;
+  }
+}
+
+std::set<std::string> ListAll(MetaClient& c, uint64_t dir, uint32_t page) {
+  std::set<std::string> names;
+  std::string cookie;
+  for (int guard = 0; guard < 100000; ++guard) {
+    auto p = c.ReadDir(Root(), dir, cookie, page);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    if (!p.ok()) break;
+    for (auto& e : p->entries) EXPECT_TRUE(names.insert(e.name()).second) << "twice: " << e.name();
+    cookie = p->cookie;
+    if (p->eof) break;
+  }
+  return names;
+}
+
+// Waits (sleeping, bounded) until no shard holds a prepared transaction.
+::testing::AssertionResult NoPreparedTxns(MetaProcCluster& cl, int shards, int timeout_ms = 8000) {
+  rpc::ClientOptions co;
+  auto rpc = rpc::RpcClient::Create(co);
+  if (!rpc.ok()) return ::testing::AssertionFailure() << rpc.status().ToString();
+  const uint64_t deadline = NowMillis() + timeout_ms;
+  std::string last;
+  for (;;) {
+    bool clean = true;
+    for (int s = 0; s < shards; ++s) {
+      RemoteShardHandle h((*rpc).get(), (*rpc)->Resolve("127.0.0.1", cl.port(s)).value(), s);
+      auto p = h.TxnListPrepared();
+      if (!p.ok() || !p->empty()) {
+        clean = false;
+        last = "shard " + std::to_string(s) + ": " +
+               (p.ok() ? std::to_string(p->size()) + " prepared" : p.status().ToString());
+      }
+    }
+    if (clean) return ::testing::AssertionSuccess();
+    if (NowMillis() > deadline) return ::testing::AssertionFailure() << last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+TEST(MetaProcess, OpsAcrossTwoShards) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->num_shards(), 2u);
+
+  // Directories and files on both shards.
+  std::string d0 = NameOnShard(kRootIno, "dir", 0, 2), d1 = NameOnShard(kRootIno, "dir", 1, 2);
+  auto a = c->Mkdir(Root(), kRootIno, d0, 0755);
+  ASSERT_OK(a);
+  auto b = c->Mkdir(Root(), kRootIno, d1, 0755);
+  ASSERT_OK(b);
+  EXPECT_EQ(InodeShard(a->ino()), 0u);
+  EXPECT_EQ(InodeShard(b->ino()), 1u);
+  std::set<std::string> created;
+  for (int i = 0; i < 300; ++i) {
+    std::string n = "f" + std::to_string(i);
+    auto r = c->Create(Root(), a->ino(), n, 0644, true);
+    ASSERT_OK(r);
+    EXPECT_TRUE(r->created);
+    created.insert(n);
+  }
+  // Errors cross the wire with their codes.
+  EXPECT_EQ(c->Create(Root(), a->ino(), "f7", 0644, true).status().code(), Code::kExists);
+  EXPECT_EQ(c->Lookup(Root(), a->ino(), "nope").status().code(), Code::kNotFound);
+  EXPECT_EQ(c->Mkdir(Root(), kRootIno, std::string(256, 'x'), 0755).status().code(),
+            Code::kNameTooLong);
+  EXPECT_EQ(c->Create(MakeCaller(1000, 1000), a->ino(), "denied", 0644, true).status().code(),
+            Code::kPermission);
+  EXPECT_EQ(c->Rmdir(Root(), kRootIno, d0).code(), Code::kNotEmpty);
+
+  // Readdir across both shards, small pages, each entry once.
+  EXPECT_EQ(ListAll(*c, a->ino(), 7), created);
+  EXPECT_EQ(ListAll(*c, a->ino(), 1000), created);
+
+  // Attributes, symlinks, xattrs, length reports.
+  auto f = c->Lookup(Root(), a->ino(), "f1");
+  ASSERT_OK(f);
+  SetAttrRequest sa;
+  *sa.mutable_caller() = Root();
+  sa.set_ino(f->ino());
+  sa.set_valid(kSetMode);
+  sa.set_mode(0600);
+  ASSERT_OK(c->SetAttr(sa));
+  EXPECT_EQ(c->GetAttr(f->ino())->mode(), 0600u);
+  auto ln = c->Symlink(Root(), b->ino(), "ln", "/some/where");
+  ASSERT_OK(ln);
+  EXPECT_EQ(*c->Readlink(ln->ino()), "/some/where");
+  ASSERT_ST_OK(c->SetXattr(Root(), f->ino(), "user.k", "v", 0));
+  EXPECT_EQ(*c->GetXattr(Root(), f->ino(), "user.k"), "v");
+  EXPECT_EQ(c->ListXattr(Root(), f->ino())->size(), 1u);
+  EXPECT_EQ(*c->ReportLength(f->ino(), 5000), 5000u);
+  EXPECT_EQ(*c->ReportLength(f->ino(), 100), 5000u);
+
+  // Cross-shard link and rename, then unlink of a name whose inode is elsewhere.
+  std::string on1 = NameOnShard(b->ino(), "moved", InodeShard(f->ino()) ^ 1, 2);
+  auto l = c->Link(Root(), f->ino(), b->ino(), "hard");
+  ASSERT_OK(l);
+  EXPECT_EQ(l->nlink(), 2u);
+  ASSERT_ST_OK(c->Rename(Root(), a->ino(), "f2", b->ino(), on1));
+  EXPECT_EQ(c->Lookup(Root(), a->ino(), "f2").status().code(), Code::kNotFound);
+  auto moved = c->Lookup(Root(), b->ino(), on1);
+  ASSERT_OK(moved);
+  ASSERT_ST_OK(c->Unlink(Root(), b->ino(), on1));
+  EXPECT_EQ(c->GetAttr(moved->ino()).status().code(), Code::kNotFound);
+  ASSERT_ST_OK(c->Unlink(Root(), b->ino(), "hard"));
+  EXPECT_EQ(c->GetAttr(f->ino())->nlink(), 1u);
+  // A directory cannot move under itself.
+  auto sub = c->Mkdir(Root(), a->ino(), "sub", 0755);
+  ASSERT_OK(sub);
+  EXPECT_EQ(c->Rename(Root(), kRootIno, d0, sub->ino(), "loop").code(), Code::kInvalid);
+
+  // rmdir empties: remove everything in a, then a itself.
+  for (auto& n : created) {
+    if (n != "f2") ASSERT_ST_OK(c->Unlink(Root(), a->ino(), n));
+  }
+  ASSERT_ST_OK(c->Rmdir(Root(), a->ino(), "sub"));
+  ASSERT_ST_OK(c->Rmdir(Root(), kRootIno, d0));
+  EXPECT_EQ(c->Create(Root(), a->ino(), "late", 0644, true).status().code(), Code::kNotFound);
+  auto fs = c->StatFs();
+  ASSERT_OK(fs);
+  EXPECT_GE(fs->inodes, 3u);  // root, d1, ln
+
+  // SIGTERM stops a shard cleanly (exit 0).
+  cl.shard_proc(1).Kill(SIGTERM);
+  int status = cl.shard_proc(1).Wait(10000);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(MetaProcess, StaleMapRefusedAndClientRefreshes) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  rpc::ClientOptions co;
+  auto rpc = rpc::RpcClient::Create(co);
+  ASSERT_OK(rpc);
+  rpc::Peer shard0 = (*rpc)->Resolve("127.0.0.1", cl.port(0)).value();
+  GetAttrRequest req;
+  req.set_ino(kRootIno);
+  GetAttrResponse resp;
+  // The shard learns the map when it registers (each registration bumps it
+  // past the bootstrap version 1).
+  uint64_t known = 0;
+  for (uint64_t deadline = NowMillis() + 5000; NowMillis() < deadline;) {
+    auto r = (*rpc)->Call(shard0, MetaMethod("GetAttr"), req, &resp, rpc::CallOptions{5000, 0});
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    known = r.map_version;
+    if (known > 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(known, 1u);
+  auto stale = (*rpc)->Call(shard0, MetaMethod("GetAttr"), req, &resp, rpc::CallOptions{5000, 1});
+  EXPECT_EQ(stale.status.code(), Code::kStaleMap) << stale.status.ToString();
+  EXPECT_NE(stale.status.message().find("map version 1"), std::string::npos) << stale.status.message();
+  auto current = (*rpc)->Call(shard0, MetaMethod("GetAttr"), req, &resp, rpc::CallOptions{5000, known});
+  EXPECT_TRUE(current.status.ok()) << current.status.ToString();
+
+  // A client holding an old map: restart shard 1 (a new incarnation bumps
+  // the map); once shard 0 knows, the client is refused, refreshes, succeeds.
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  const uint64_t v0 = c->map_version();
+  cl.shard_proc(1).Kill(SIGTERM);
+  cl.shard_proc(1).Wait(10000);
+  ASSERT_TRUE(cl.StartShard(1));
+  bool bumped = false;
+  for (uint64_t deadline = NowMillis() + 5000; NowMillis() < deadline && !bumped;) {
+    auto r = (*rpc)->Call(shard0, MetaMethod("GetAttr"), req, &resp, rpc::CallOptions{5000, 0});
+    bumped = r.status.ok() && r.map_version > v0;
+    if (!bumped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(bumped) << "shard 0 never learned a map newer than " << v0;
+  const uint64_t refreshes = c->stats().map_refreshes.load();
+  ASSERT_OK(c->GetAttr(kRootIno));
+  EXPECT_GT(c->stats().map_refreshes.load(), refreshes);
+  EXPECT_GT(c->map_version(), v0);
+}
+
+TEST(MetaProcess, StartupErrorsNameTheConfigField) {
+  MetaProcCluster cl(2);
+  // Port in use: hold shard 1's port.
+  test::TempDir scratch;
+  {
+    test::Child holder = test::Child::Spawn({test::BinDir() + "/sluice-meta", "--config", cl.config(), "--id", "1"},
+                                            scratch.path() + "/first.log");
+    ASSERT_TRUE(test::WaitForText(scratch.path() + "/first.log", "serving on"));
+    std::string log = scratch.path() + "/second.log";
+    test::Child second = test::Child::Spawn({test::BinDir() + "/sluice-meta", "--config", cl.config(), "--id", "1"}, log);
+    int st = second.Wait(10000);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+    EXPECT_TRUE(test::WaitForText(log, "[[meta]] id=1 port", 1000));
+    EXPECT_TRUE(test::WaitForText(log, cl.config(), 1000));
+  }
+  // Unknown id.
+  {
+    std::string log = scratch.path() + "/id.log";
+    test::Child c = test::Child::Spawn({test::BinDir() + "/sluice-meta", "--config", cl.config(), "--id", "9"}, log);
+    int st = c.Wait(10000);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+    EXPECT_TRUE(test::WaitForText(log, "no [[meta]] entry with id = 9", 1000));
+  }
+  // Unwritable dir (a file where the directory should be), unless root can write anyway.
+  {
+    std::string cfg = scratch.path() + "/bad.toml";
+    std::ofstream(scratch.path() + "/blocker") << "x";
+    std::ofstream f(cfg);
+    f << "[cluster]\nreplication = 1\n[mgmtd]\nport = " << test::FreePort() << "\n[[meta]]\nid = 1\nport = " << test::FreePort()
+      << "\ndir = \"" << scratch.path() << "/blocker/meta\"\n[[data]]\nid = 1\nport = " << test::FreePort() << "\n";
+    f.close();
+    std::string log = scratch.path() + "/dir.log";
+    test::Child c = test::Child::Spawn({test::BinDir() + "/sluice-meta", "--config", cfg, "--id", "1"}, log);
+    int st = c.Wait(10000);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+    EXPECT_TRUE(test::WaitForText(log, "[[meta]] id=1 dir", 1000));
+  }
+}
+
+TEST(MetaProcess, AcknowledgedCreatesSurviveKill9) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto setup = cl.Client();
+  ASSERT_TRUE(setup);
+  auto d = setup->Mkdir(Root(), kRootIno, "d", 0755);
+  ASSERT_OK(d);
+  // Writers fail fast (no resend) so that only real acknowledgements count.
+  auto w = cl.Client(/*unavailable_retry_ms=*/0);
+  ASSERT_TRUE(w);
+  std::mutex mu;
+  std::vector<std::string> acked;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; !stop; ++i) {
+        std::string n = "w" + std::to_string(t) + "-" + std::to_string(i);
+        if (w->Create(Root(), d->ino(), n, 0644, true).ok()) {
+          std::lock_guard<std::mutex> l(mu);
+          acked.push_back(n);
+        }
+      }
+    });
+  }
+  auto acked_count = [&] {
+    std::lock_guard<std::mutex> l(mu);
+    return acked.size();
+  };
+  for (uint64_t deadline = NowMillis() + 20000; acked_count() < 400 && NowMillis() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(acked_count(), 400u);
+  cl.shard_proc(1).Kill(9);
+  cl.shard_proc(0).Kill(9);
+  cl.shard_proc(1).Wait();
+  cl.shard_proc(0).Wait();
+  stop = true;
+  for (auto& t : writers) t.join();
+  ASSERT_TRUE(cl.StartShard(0));
+  ASSERT_TRUE(cl.StartShard(1));
+
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  int on_shard[2] = {0, 0};
+  for (auto& n : acked) {
+    auto r = c->Lookup(Root(), d->ino(), n);
+    ASSERT_TRUE(r.ok()) << "acknowledged create of " << n << " lost: " << r.status().ToString();
+    on_shard[InodeShard(r->ino())]++;
+  }
+  EXPECT_GT(on_shard[0], 0);
+  EXPECT_GT(on_shard[1], 0);
+  auto all = ListAll(*c, d->ino(), 500);
+  EXPECT_GE(all.size(), acked.size());
+  // The writer client (still holding its old map) works again after refreshing.
+  auto again = w->Create(Root(), d->ino(), "after-restart", 0644, true);
+  for (uint64_t deadline = NowMillis() + 5000; !again.ok() && NowMillis() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    again = w->Create(Root(), d->ino(), "after-restart", 0644, true);
+  }
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+}
+
+// A file on shard 0 renamed to a name on shard 1: two participants, so the
+// coordinator's steps are 1 intent, 2-3 prepares, 4 commit point, 5-6
+// participant commits, 7 intent deleted.
+struct RenameFixture {
+  std::string src, dst;
+  uint64_t ino = 0;
+};
+
+RenameFixture SetupRename(MetaClient& c, int round) {
+  RenameFixture f;
+  f.src = NameOnShard(kRootIno, "src" + std::to_string(round) + "-", 0, 2);
+  f.dst = NameOnShard(kRootIno, "dst" + std::to_string(round) + "-", 1, 2);
+  auto r = c.Create(Root(), kRootIno, f.src, 0644, true);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (r.ok()) f.ino = r->attr.ino();
+  return f;
+}
+
+// Exactly the old namespace (src -> ino, no dst) or exactly the new one.
+void CheckRenameOutcome(MetaClient& c, const RenameFixture& f, bool done) {
+  auto s = c.Lookup(Root(), kRootIno, f.src);
+  auto d = c.Lookup(Root(), kRootIno, f.dst);
+  if (done) {
+    EXPECT_EQ(s.status().code(), Code::kNotFound) << s.status().ToString();
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(d->ino(), f.ino);
+  } else {
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(s->ino(), f.ino);
+    EXPECT_EQ(d.status().code(), Code::kNotFound) << d.status().ToString();
+  }
+  auto a = c.GetAttr(f.ino);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->nlink(), 1u);
+}
+
+TEST(MetaProcess, CrossShardRenameCoordinatorKilledAtEachStep) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  const int kCommitPoint = 4, kLastStep = 7;
+  for (int k = 1; k <= kLastStep; ++k) {
+    SCOPED_TRACE("coordinator killed after step " + std::to_string(k));
+    RenameFixture f = SetupRename(*c, k);
+    ASSERT_NE(f.ino, 0u);
+    // Restart shard 0 armed to die after step k.
+    cl.shard_proc(0).Kill(SIGTERM);
+    cl.shard_proc(0).Wait();
+    ASSERT_TRUE(cl.StartShard(0, {"--crash-at", "step:" + std::to_string(k)}));
+    auto once = cl.Client(/*unavailable_retry_ms=*/0);
+    ASSERT_TRUE(once);
+    auto rename = std::async(std::launch::async, [&] {
+      return once->Rename(Root(), kRootIno, f.src, kRootIno, f.dst);
+    });
+    int st = cl.shard_proc(0).Wait(15000);
+    ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "shard 0 was not killed: " << st;
+    ASSERT_TRUE(cl.StartShard(0));
+    Status rs = rename.get();
+    EXPECT_FALSE(rs.ok()) << "the rename cannot be acknowledged by a killed coordinator";
+    ASSERT_TRUE(NoPreparedTxns(cl, 2)) << "recovery did not finish";
+    CheckRenameOutcome(*c, f, k >= kCommitPoint);
+  }
+  // Still a working namespace.
+  ASSERT_OK(c->Create(Root(), kRootIno, "after", 0644, true));
+}
+
+TEST(MetaProcess, CrossShardRenameParticipantKilled) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  // (a) shard 1 dies right after its prepare is durable: the coordinator
+  // aborts; the restarted shard holds the prepare until recovery undoes it.
+  {
+    SCOPED_TRACE("participant killed after prepare");
+    RenameFixture f = SetupRename(*c, 100);
+    cl.shard_proc(1).Kill(SIGTERM);
+    cl.shard_proc(1).Wait();
+    ASSERT_TRUE(cl.StartShard(1, {"--crash-at", "prepare"}));
+    auto once = cl.Client(0);
+    ASSERT_TRUE(once);
+    Status rs = once->Rename(Root(), kRootIno, f.src, kRootIno, f.dst);
+    EXPECT_FALSE(rs.ok());
+    int st = cl.shard_proc(1).Wait(15000);
+    ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+    ASSERT_TRUE(cl.StartShard(1));
+    ASSERT_TRUE(NoPreparedTxns(cl, 2));
+    CheckRenameOutcome(*c, f, false);
+    // The keys are free again: the same rename now succeeds.
+    ASSERT_ST_OK(c->Rename(Root(), kRootIno, f.src, kRootIno, f.dst));
+    CheckRenameOutcome(*c, f, true);
+  }
+  // (b) shard 1 dies when the commit decision arrives: the rename is
+  // acknowledged (the decision is durable) and the restarted shard applies it.
+  {
+    SCOPED_TRACE("participant killed before applying the commit");
+    RenameFixture f = SetupRename(*c, 200);
+    cl.shard_proc(1).Kill(SIGTERM);
+    cl.shard_proc(1).Wait();
+    ASSERT_TRUE(cl.StartShard(1, {"--crash-at", "decide"}));
+    auto once = cl.Client(0);
+    ASSERT_TRUE(once);
+    Status rs = once->Rename(Root(), kRootIno, f.src, kRootIno, f.dst);
+    EXPECT_TRUE(rs.ok()) << rs.ToString();
+    int st = cl.shard_proc(1).Wait(15000);
+    ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+    ASSERT_TRUE(cl.StartShard(1));
+    ASSERT_TRUE(NoPreparedTxns(cl, 2));
+    CheckRenameOutcome(*c, f, true);
+  }
+}
+
+}  // namespace
+}  // namespace sluice::meta
