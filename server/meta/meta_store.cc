@@ -1290,9 +1290,12 @@ Status MetaStore::ApplyOps(const std::vector<TxnOp>& ops, rocksdb::WriteBatch* b
         }
         break;
       }
-      case TxnOp::FENCE_EMPTY_DIR:
-        b->Put(FenceKey(op.ino()), "");
+      case TxnOp::FENCE_EMPTY_DIR: {
+        std::string when;  // wall-clock ms of the removal, for CollectFences
+        PutBE64(&when, static_cast<uint64_t>(now / 1000000));
+        b->Put(FenceKey(op.ino()), when);
         break;
+      }
       default:
         return Status(Code::kProtocol, "apply: unknown op kind " + std::to_string(op.kind()));
     }
@@ -1370,6 +1373,28 @@ std::vector<uint64_t> MetaStore::PreparedTxns() {
   for (auto& [txid, rec] : pending_->prepared) out.push_back(txid);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+Result<uint64_t> MetaStore::CollectFences(uint64_t older_than_ms) {
+  const uint64_t now_ms = static_cast<uint64_t>(NowNs() / 1000000);
+  const uint64_t cutoff = now_ms > older_than_ms ? now_ms - older_than_ms : 0;
+  std::string end = PrefixEnd("F");
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  rocksdb::WriteBatch b;
+  uint64_t removed = 0;
+  for (it->Seek("F"); it->Valid(); it->Next()) {
+    uint64_t when = it->value().size() == 8 ? GetBE64(it->value().data()) : 0;
+    if (when <= cutoff) {
+      b.Delete(it->key());
+      ++removed;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan fences");
+  if (removed > 0) SLUICE_RETURN_IF_ERROR(Write(&b, "collect fences"));
+  return removed;
 }
 
 Status MetaStore::PutIntent(const TxnIntentRecord& intent) {

@@ -155,6 +155,13 @@ class MetaStore {
   Status DeleteIntent(uint64_t txid);
   Result<std::vector<TxnIntentRecord>> ListIntents();
 
+  // Deletes the fences of directories removed more than `older_than_ms` ago
+  // (wall clock); returns how many. Safe once every shard has committed the
+  // removal and no parent-directory cache can still hold the directory, so
+  // keep older_than_ms far above remote_dir_cache_ms (minutes). Meant to run
+  // periodically from the shard process.
+  Result<uint64_t> CollectFences(uint64_t older_than_ms);
+
   // Reads an inode from this shard or, through the peers, from its shard.
   Result<InodeAttr> ReadInode(uint64_t ino);
   // ReadInode for a parent directory: remote ones may come from the cache

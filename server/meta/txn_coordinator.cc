@@ -280,6 +280,16 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
   }
   const bool src_dir = src.type() == FILE_TYPE_DIRECTORY;
   const bool dst_dir = dst_exists && dst.type() == FILE_TYPE_DIRECTORY;
+  // A directory moving to another parent rewrites its "..": like Linux, that
+  // needs write permission on the directory itself.
+  if (p1 != p2) {
+    if (src_dir && !CheckAccess(src, caller, kMayWrite)) {
+      return AccessDenied(src, caller, kMayWrite, "rename (moving a directory)");
+    }
+    if ((flags & kRenameExchange) && dst_dir && !CheckAccess(dst, caller, kMayWrite)) {
+      return AccessDenied(dst, caller, kMayWrite, "rename (moving a directory)");
+    }
+  }
 
   OpsByShard ops;
   if (flags & kRenameExchange) {

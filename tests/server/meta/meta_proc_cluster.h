@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -20,11 +21,17 @@ namespace sluice::meta::testing {
 
 class MetaProcCluster {
  public:
-  explicit MetaProcCluster(int shards) : shards_(shards), procs_(shards) {
+  // `provider`: the libfabric provider of the cluster (default: $SLUICE_TEST_PROVIDER or "tcp").
+  explicit MetaProcCluster(int shards, std::string provider = "")
+      : shards_(shards), provider_(std::move(provider)), procs_(shards) {
+    if (provider_.empty()) {
+      const char* env = std::getenv("SLUICE_TEST_PROVIDER");
+      provider_ = env ? env : "tcp";
+    }
     config_ = dir_.path() + "/cluster.toml";
     mgmtd_port_ = test::FreePort();
     std::ofstream f(config_);
-    f << "[cluster]\nprovider = \"tcp\"\nreplication = 1\nlease_ms = 1500\nheartbeat_ms = 200\n"
+    f << "[cluster]\nprovider = \"" << provider_ << "\"\nreplication = 1\nlease_ms = 1500\nheartbeat_ms = 200\n"
       << "[mgmtd]\nhost = \"127.0.0.1\"\nport = " << mgmtd_port_ << "\n";
     for (int i = 0; i < shards; ++i) {
       ports_.push_back(test::FreePort());
@@ -35,6 +42,7 @@ class MetaProcCluster {
   }
 
   const std::string& config() const { return config_; }
+  const std::string& provider() const { return provider_; }
   const std::string& dir() const { return dir_.path(); }
   uint16_t port(int shard) const { return ports_[shard]; }
 
@@ -70,6 +78,7 @@ class MetaProcCluster {
 
   MetaClientOptions ClientOptions() const {
     MetaClientOptions o;
+    o.provider = provider_;
     o.mgmtd_host = "127.0.0.1";
     o.mgmtd_port = mgmtd_port_;
     o.timeout_ms = 10000;
@@ -86,6 +95,7 @@ class MetaProcCluster {
  private:
   test::TempDir dir_;
   int shards_;
+  std::string provider_;
   std::string config_;
   uint16_t mgmtd_port_ = 0;
   std::vector<uint16_t> ports_;

@@ -60,6 +60,7 @@ std::set<std::string> ListAll(MetaClient& c, uint64_t dir, uint32_t page) {
 // Waits (sleeping, bounded) until no shard holds a prepared transaction.
 ::testing::AssertionResult NoPreparedTxns(MetaProcCluster& cl, int shards, int timeout_ms = 8000) {
   rpc::ClientOptions co;
+  co.fabric.provider = cl.provider();
   auto rpc = rpc::RpcClient::Create(co);
   if (!rpc.ok()) return ::testing::AssertionFailure() << rpc.status().ToString();
   const uint64_t deadline = NowMillis() + timeout_ms;
@@ -176,6 +177,7 @@ TEST(MetaProcess, StaleMapRefusedAndClientRefreshes) {
   MetaProcCluster cl(2);
   ASSERT_TRUE(cl.StartAll());
   rpc::ClientOptions co;
+  co.fabric.provider = cl.provider();
   auto rpc = rpc::RpcClient::Create(co);
   ASSERT_OK(rpc);
   rpc::Peer shard0 = (*rpc)->Resolve("127.0.0.1", cl.port(0)).value();
@@ -267,17 +269,25 @@ TEST(MetaProcess, AcknowledgedCreatesSurviveKill9) {
   auto d = setup->Mkdir(Root(), kRootIno, "d", 0755);
   ASSERT_OK(d);
   // Writers fail fast (no resend) so that only real acknowledgements count.
-  auto w = cl.Client(/*unavailable_retry_ms=*/0);
-  ASSERT_TRUE(w);
+  // One client (one RPC endpoint) per writer thread: several threads calling
+  // a peer through one RpcClient while it is killed can crash the caller in
+  // the transport (common/: RpcClient::FailPeer removes the peer's address
+  // from the AV while another thread may be posting a send to it).
+  constexpr int kWriters = 4;
+  std::vector<std::unique_ptr<MetaClient>> ws;
+  for (int t = 0; t < kWriters; ++t) {
+    ws.push_back(cl.Client(/*unavailable_retry_ms=*/0));
+    ASSERT_TRUE(ws.back());
+  }
   std::mutex mu;
   std::vector<std::string> acked;
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
-  for (int t = 0; t < 4; ++t) {
+  for (int t = 0; t < kWriters; ++t) {
     writers.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
         std::string n = "w" + std::to_string(t) + "-" + std::to_string(i);
-        if (w->Create(Root(), d->ino(), n, 0644, true).ok()) {
+        if (ws[t]->Create(Root(), d->ino(), n, 0644, true).ok()) {
           std::lock_guard<std::mutex> l(mu);
           acked.push_back(n);
         }
@@ -314,6 +324,7 @@ TEST(MetaProcess, AcknowledgedCreatesSurviveKill9) {
   auto all = ListAll(*c, d->ino(), 500);
   EXPECT_GE(all.size(), acked.size());
   // The writer client (still holding its old map) works again after refreshing.
+  MetaClient* w = ws[0].get();
   auto again = w->Create(Root(), d->ino(), "after-restart", 0644, true);
   for (uint64_t deadline = NowMillis() + 5000; !again.ok() && NowMillis() < deadline;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -207,6 +207,32 @@ TEST_F(StoreTest, HostilePrepareIsRefused) {
   EXPECT_TRUE(cluster_->store(owner).PreparedTxns().empty());
 }
 
+TEST(FenceTest, CollectedFencesStillRefuseEntriesInRemovedDirectories) {
+  std::string dir = testing::MakeTempDir("fence");
+  {
+    MetaCluster c(dir, 3, /*sync=*/false, /*dir_cache_ms=*/0);
+    auto d = c.ns().Mkdir(Root(), kRootIno, "d", 0755);
+    ASSERT_OK(d);
+    ASSERT_OK(c.ns().Rmdir(Root(), kRootIno, "d"));
+    // Fresh fences are kept by a long age...
+    for (uint32_t s = 0; s < 3; ++s) {
+      auto kept = c.store(s).CollectFences(600000);
+      ASSERT_OK(kept);
+      EXPECT_EQ(kept.value(), 0u);
+    }
+    // ...and collected by a zero age: one per shard.
+    for (uint32_t s = 0; s < 3; ++s) {
+      auto gone = c.store(s).CollectFences(0);
+      ASSERT_OK(gone);
+      EXPECT_EQ(gone.value(), 1u) << "shard " << s;
+    }
+    // The removed directory still takes no entries: its inode is gone.
+    for (int i = 0; i < 9; ++i) EXPECT_CODE(c.ns().Create(Root(), d->ino(), "x" + std::to_string(i), 0644, true), kNotFound);
+    EXPECT_TRUE(c.RawEntries(d->ino()).empty());
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // Parent directories read from another shard are cached for
 // remote_dir_cache_ms: a chmod is seen everywhere at once with 0, and
 // within the TTL otherwise.

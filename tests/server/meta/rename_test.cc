@@ -159,6 +159,20 @@ TEST_P(RenameTest, NoReplaceAndExchange) {
   ExpectQuiet();
 }
 
+TEST_P(RenameTest, MovingADirectoryNeedsWriteOnIt) {
+  uint64_t a = MkdirOrDie(work_, "a");
+  uint64_t b = MkdirOrDie(work_, "b");
+  auto ro = ns().Mkdir(User(), a, "ro", 0555);
+  ASSERT_OK(ro);
+  // Same parent: only the parent's bits matter.
+  ASSERT_OK(ns().Rename(User(), a, "ro", a, "ro2"));
+  // Another parent: write on the directory itself is needed (its ".." changes).
+  EXPECT_CODE(ns().Rename(User(), a, "ro2", b, "ro"), kPermission);
+  ASSERT_OK(ns().Rename(Root(), a, "ro2", b, "ro"));
+  EXPECT_EQ(InoOf(b, "ro"), ro->ino());
+  ExpectQuiet();
+}
+
 TEST_P(RenameTest, IntoOwnDescendantIsInvalid) {
   uint64_t a = MkdirOrDie(work_, "a");
   uint64_t b = MkdirOrDie(a, "b");
