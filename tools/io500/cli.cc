@@ -188,17 +188,21 @@ int RunAll(const Args& a, Comm* comm) {
   for (const auto& t : a.targets) {
     auto fs = MakeFileSystem(t.spec);
     // Every rank must agree to run, or none does (no rank waits forever).
-    auto bad = comm->AllMax(fs.ok() ? 0 : 1);
+    auto bad = comm->AllGather(fs.ok() ? 0 : 1);
     if (!bad.ok()) {
       std::fprintf(stderr, "rank %d: %s\n", comm->rank(), bad.status().ToString().c_str());
       return 1;
     }
-    if (*bad) {
-      if (!fs.ok()) {
-        std::fprintf(stderr, "sluice-io500: target %s: %s\n", t.name.c_str(),
-                     fs.status().ToString().c_str());
+    uint64_t failed = 0;
+    for (uint64_t b : bad.value()) failed += b;
+    if (failed > 0) {
+      // Rank 0 reports its own error; another rank reports only when rank 0
+      // could open the target (so the same message is not printed N times).
+      if (!fs.ok() && (root || bad.value()[0] == 0)) {
+        std::fprintf(stderr, "sluice-io500: rank %d: target %s: %s\n", comm->rank(),
+                     t.name.c_str(), fs.status().ToString().c_str());
       }
-      rc = 1;
+      if (root) rc = 1;  // the other ranks carry on to the next target and exit 0
       continue;
     }
     auto rep = RunBenchmark(fs.value().get(), comm, a.opt, t.name);
