@@ -920,6 +920,9 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       rec.committed = x.nv;
       rec.pending.reset();
     } else {
+      SLUICE_DATA_INVARIANT(x.nv.version == old_cv + 1,
+                            Where(u.chunk) + ": pending v" + std::to_string(x.nv.version) +
+                                " is not committed v" + std::to_string(old_cv) + " + 1");
       release(rec.pending);
       rec.pending = x.nv;
     }

@@ -172,12 +172,21 @@ mgmt::ClusterMap DataServer::MapSnapshot() const {
 }
 
 void DataServer::OnMap(const mgmt::ClusterMap& map) {
+  mgmt::ClusterMap old;
   {
     std::lock_guard<std::mutex> l(map_mu_);
     if (map.version() <= map_.version()) return;
+    old = std::move(map_);
     map_ = map;
   }
   map_cv_.notify_all();
+  for (auto& [id, store] : stores_) {
+    mgmt::TargetState before = StateOf(old, id), now = StateOf(map, id);
+    if (before != now) {
+      LOG_INFO(T(id) + " is " + mgmt::TargetState_Name(now) + " in map v" + std::to_string(map.version()) +
+               (now == mgmt::SERVING ? ": serving reads" : ""));
+    }
+  }
   std::lock_guard<std::mutex> l(resync_mu_);
   if (stopping_) return;
   for (auto& [id, store] : stores_) {

@@ -1,0 +1,326 @@
+// bench_data_rpc: one sluice-data server through the whole RPC path
+// (DataClient -> libfabric -> DataService -> ChunkStore -> io_uring O_DIRECT)
+// against fio --ioengine=io_uring --direct=1 on the same disk, same run.
+//
+//   bench_data_rpc [--dir=/var/tmp] [--provider=tcp] [--mib=512] [--seconds=5]
+//                  [--threads=4] [--sync=1]
+//
+// Starts sluice-mgmtd and one sluice-data (replication 1) from this binary's
+// directory on a fresh directory under --dir, then measures
+//   1 MiB sequential write (threads x 1 outstanding write each),
+//   1 MiB sequential read (threads x BatchRead of 4 chunks),
+//   4 KiB random read (threads x BatchRead of 32 ranges),
+// and the same three with fio at the same total queue depth. With --sync=1
+// (the server default) every write is durable before it is acknowledged
+// (fdatasync + RocksDB WAL sync), so fio's write row is given with
+// --fdatasync=1 as well as without.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/data_client.h"
+
+using namespace sluice;
+
+namespace {
+
+struct Args {
+  std::string dir = "/var/tmp";
+  std::string provider = "tcp";
+  uint64_t mib = 512;
+  int seconds = 5;
+  int threads = 4;
+  bool sync = true;
+};
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> v;
+    for (auto& s : argv) v.push_back(const_cast<char*>(s.c_str()));
+    v.push_back(nullptr);
+    execv(v[0], v.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+bool WaitText(const std::string& path, const std::string& text, int ms) {
+  for (int i = 0; i < ms / 20; i++) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    if (ss.str().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::string BinDir() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  buf[n > 0 ? n : 0] = 0;
+  return std::filesystem::path(buf).parent_path().string();
+}
+
+// Runs fio and returns {bytes/s, iops} of its single job.
+std::pair<double, double> Fio(const std::string& args) {
+  std::string cmd = "fio --output-format=json --ioengine=io_uring --direct=1 --group_reporting " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {0, 0};
+  std::string out;
+  char b[4096];
+  size_t n;
+  while ((n = fread(b, 1, sizeof b, p)) > 0) out.append(b, n);
+  pclose(p);
+  // Tiny extraction: the job's "read" or "write" block, bw_bytes and iops.
+  auto field = [&](const std::string& section, const std::string& key) -> double {
+    size_t s = out.find("\"" + section + "\" : {");
+    if (s == std::string::npos) return 0;
+    size_t k = out.find("\"" + key + "\" : ", s);
+    if (k == std::string::npos) return 0;
+    return std::atof(out.c_str() + k + key.size() + 5);
+  };
+  bool write = args.find("--rw=write") != std::string::npos;
+  std::string sec = write ? "write" : "read";
+  return {field(sec, "bw_bytes"), field(sec, "iops")};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; i++) {
+    std::string s = argv[i];
+    auto val = [&](const char* k) -> const char* {
+      size_t n = std::strlen(k);
+      return s.compare(0, n, k) == 0 ? s.c_str() + n : nullptr;
+    };
+    if (auto v = val("--dir=")) a.dir = v;
+    else if (auto v = val("--provider=")) a.provider = v;
+    else if (auto v = val("--mib=")) a.mib = std::strtoull(v, nullptr, 10);
+    else if (auto v = val("--seconds=")) a.seconds = std::atoi(v);
+    else if (auto v = val("--threads=")) a.threads = std::atoi(v);
+    else if (auto v = val("--sync=")) a.sync = std::atoi(v) != 0;
+    else {
+      std::fprintf(stderr, "usage: bench_data_rpc [--dir=D] [--provider=P] [--mib=N] [--seconds=S] [--threads=T] [--sync=0|1]\n");
+      return 2;
+    }
+  }
+  std::string tmpl = a.dir + "/sluice-bench-rpc-XXXXXX";
+  if (!mkdtemp(tmpl.data())) {
+    std::perror(("mkdtemp under " + a.dir).c_str());
+    return 1;
+  }
+  std::string dir = tmpl;
+  uint16_t mport = FreePort(), dport = FreePort(), meta_port = FreePort();
+  std::ofstream(dir + "/cluster.toml")
+      << "[cluster]\nname = \"bench\"\nprovider = \"" << a.provider << "\"\nreplication = 1\n"
+      << "lease_ms = 3000\nheartbeat_ms = 500\n[mgmtd]\nhost = \"127.0.0.1\"\nport = " << mport
+      << "\ndir = \"" << dir << "/mgmtd\"\n[[meta]]\nid = 1\nhost = \"127.0.0.1\"\nport = " << meta_port
+      << "\ndir = \"" << dir << "/meta\"\n[[data]]\nid = 1\nhost = \"127.0.0.1\"\nport = " << dport
+      << "\ntargets = [\"" << dir << "/target\"]\n";
+  std::string bin = BinDir();
+  pid_t mgmtd = Spawn({bin + "/sluice-mgmtd", "--config", dir + "/cluster.toml"}, dir + "/mgmtd.log");
+  if (!WaitText(dir + "/mgmtd.log", "serving on", 10000)) {
+    std::fprintf(stderr, "sluice-mgmtd did not start; see %s/mgmtd.log\n", dir.c_str());
+    return 1;
+  }
+  pid_t data = Spawn({bin + "/sluice-data", "--config", dir + "/cluster.toml", "--id", "1", "--sync-writes",
+                      a.sync ? "1" : "0", "--arena-mib", "256"},
+                     dir + "/data.log");
+  auto cleanup = [&] {
+    kill(data, SIGTERM);
+    waitpid(data, nullptr, 0);
+    kill(mgmtd, SIGTERM);
+    waitpid(mgmtd, nullptr, 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  };
+  if (!WaitText(dir + "/data.log", "registered with mgmtd", 15000)) {
+    std::fprintf(stderr, "sluice-data did not register; see %s/data.log\n", dir.c_str());
+    cleanup();
+    return 1;
+  }
+  DataClientOptions o;
+  o.provider = a.provider;
+  o.mgmtd_port = mport;
+  auto client = DataClient::Create(o);
+  if (!client.ok()) {
+    std::fprintf(stderr, "client: %s\n", client.status().ToString().c_str());
+    cleanup();
+    return 1;
+  }
+  DataClient* c = client->get();
+  uint32_t chain = 0;
+  for (int i = 0; i < 200 && chain == 0; i++) {
+    auto m = c->RefreshMap();
+    if (m.ok() && m->chains_size() > 0 && m->chains(0).members_size() > 0) chain = m->chains(0).id();
+    if (!chain) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  const uint32_t kMiB = 1u << 20;
+  const uint64_t chunks = a.mib;
+  const int T = a.threads;
+  // Registered, page-aligned buffers: 4 MiB per thread.
+  size_t per_thread = 4 * kMiB;
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 4096, per_thread * T) != 0) return 1;
+  char* buf = static_cast<char*>(mem);
+  std::mt19937_64 rng(1);
+  for (size_t i = 0; i < per_thread * T; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(buf + i, &v, 8);
+  }
+  Status reg = c->RegisterMemory(buf, per_thread * T);
+  if (!reg.ok()) std::fprintf(stderr, "note: RegisterMemory: %s (bounce buffers)\n", reg.ToString().c_str());
+
+  std::printf("bench_data_rpc: dir %s, provider %s, %llu MiB, %d threads, server sync_writes=%d\n", dir.c_str(),
+              a.provider.c_str(), static_cast<unsigned long long>(a.mib), T, a.sync);
+
+  // 1 MiB sequential write: thread t writes chunks t, t+T, ...
+  std::atomic<uint64_t> next{0};
+  std::atomic<int> errors{0};
+  auto t0 = NowNanos();
+  std::vector<std::thread> ths;
+  for (int t = 0; t < T; t++) {
+    ths.emplace_back([&, t] {
+      for (uint64_t i; (i = next++) < chunks;) {
+        ChunkWrite w;
+        w.chain_id = chain;
+        w.inode = 1;
+        w.index = i;
+        w.data = buf + t * per_thread;
+        w.length = kMiB;
+        w.chunk_size = kMiB;
+        auto r = c->Write(w);
+        if (!r.ok() && errors++ == 0) std::fprintf(stderr, "write: %s\n", r.status().ToString().c_str());
+      }
+    });
+  }
+  for (auto& th : ths) th.join();
+  ths.clear();
+  double write_s = (NowNanos() - t0) / 1e9;
+  double write_bw = chunks * kMiB / write_s;
+
+  // 1 MiB sequential read, 4 chunks per BatchRead landing contiguously.
+  next = 0;
+  t0 = NowNanos();
+  for (int t = 0; t < T; t++) {
+    ths.emplace_back([&, t] {
+      for (uint64_t i; (i = next.fetch_add(4)) < chunks;) {
+        std::vector<ReadOp> ops;
+        for (uint64_t k = i; k < std::min(i + 4, chunks); k++) {
+          ReadOp op;
+          op.chain_id = chain;
+          op.inode = 1;
+          op.index = k;
+          op.length = kMiB;
+          op.dest = buf + t * per_thread + (k - i) * kMiB;
+          ops.push_back(op);
+        }
+        Status st = c->BatchRead(ops);
+        for (auto& op : ops) {
+          if ((!st.ok() || !op.status.ok() || op.bytes != kMiB) && errors++ == 0) {
+            std::fprintf(stderr, "read: %s\n", op.status.ToString().c_str());
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : ths) th.join();
+  ths.clear();
+  double read_s = (NowNanos() - t0) / 1e9;
+  double read_bw = chunks * kMiB / read_s;
+
+  // 4 KiB random reads, 32 per BatchRead per thread, for --seconds.
+  std::atomic<uint64_t> ios{0};
+  std::atomic<bool> stop{false};
+  t0 = NowNanos();
+  for (int t = 0; t < T; t++) {
+    ths.emplace_back([&, t] {
+      std::mt19937_64 g(100 + t);
+      std::vector<ReadOp> ops(32);
+      while (!stop) {
+        for (int k = 0; k < 32; k++) {
+          ReadOp& op = ops[k];
+          op = ReadOp{};
+          op.chain_id = chain;
+          op.inode = 1;
+          op.index = g() % chunks;
+          op.offset = static_cast<uint32_t>(g() % (kMiB / 4096)) * 4096;
+          op.length = 4096;
+          op.dest = buf + t * per_thread + k * 4096;
+        }
+        Status st = c->BatchRead(ops);
+        for (auto& op : ops) {
+          if ((!st.ok() || !op.status.ok()) && errors++ == 0) {
+            std::fprintf(stderr, "4k read: %s\n", op.status.ToString().c_str());
+          }
+        }
+        ios += 32;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(a.seconds));
+  stop = true;
+  for (auto& th : ths) th.join();
+  ths.clear();
+  double rand_iops = ios / ((NowNanos() - t0) / 1e9);
+
+  // fio on the same disk, same queue depths.
+  std::string f = "--name=b --filename=" + dir + "/fio.dat --size=" + std::to_string(a.mib) + "M ";
+  std::string qd = std::to_string(T);
+  auto fw = Fio(f + "--rw=write --bs=1M --iodepth=" + qd);
+  auto fws = Fio(f + "--rw=write --bs=1M --iodepth=1 --fdatasync=1 --numjobs=" + qd);
+  auto fr = Fio(f + "--rw=read --bs=1M --iodepth=" + std::to_string(4 * T));
+  auto frr = Fio(f + "--rw=randread --bs=4k --time_based --runtime=" + std::to_string(a.seconds) +
+                 " --iodepth=" + std::to_string(32 * T));
+  cleanup();
+
+  auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
+  std::printf("\n%-34s %14s %14s %8s\n", "workload", "sluice (RPC)", "fio", "ratio");
+  std::printf("%-34s %10.0f MB/s %10.0f MB/s %8.2f\n", "1 MiB seq write (fio no sync)", write_bw / 1e6, fw.first / 1e6,
+              ratio(write_bw, fw.first));
+  std::printf("%-34s %10.0f MB/s %10.0f MB/s %8.2f\n", "1 MiB seq write (fio fdatasync)", write_bw / 1e6,
+              fws.first / 1e6, ratio(write_bw, fws.first));
+  std::printf("%-34s %10.0f MB/s %10.0f MB/s %8.2f\n", "1 MiB seq read", read_bw / 1e6, fr.first / 1e6,
+              ratio(read_bw, fr.first));
+  std::printf("%-34s %10.0f IOPS %10.0f IOPS %8.2f\n", "4 KiB random read", rand_iops, frr.second,
+              ratio(rand_iops, frr.second));
+  std::printf("errors: %d\n", errors.load());
+  free(mem);
+  return errors.load() == 0 ? 0 : 1;
+}
