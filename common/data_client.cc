@@ -60,16 +60,70 @@ Result<std::unique_ptr<DataClient>> DataClient::Create(const DataClientOptions& 
   c->rpc_ = std::move(r.value());
   auto m = c->rpc_->Resolve(options.mgmtd_host, options.mgmtd_port);
   if (!m.ok()) return m.status().Prefix("resolve mgmtd");
-  c->map_ = std::make_unique<MapClient>(c->rpc_.get(), *m);
+  c->mgmtd_ = *m;
+  c->map_ = std::make_shared<MapClient>(c->rpc_.get(), *m);
   return c;
 }
 
 DataClient::~DataClient() = default;
 
-Status DataClient::RegisterMemory(void* addr, size_t len) { return rpc_->RegisterMemory(addr, len); }
+std::shared_ptr<rpc::RpcClient> DataClient::Rpc() {
+  std::lock_guard<std::mutex> l(peer_mu_);
+  return rpc_;
+}
+std::shared_ptr<MapClient> DataClient::Maps() {
+  std::lock_guard<std::mutex> l(peer_mu_);
+  return map_;
+}
+rpc::RpcClient* DataClient::rpc() { return Rpc().get(); }
 
-Result<mgmt::ClusterMap> DataClient::Map() { return map_->Get(); }
-Result<mgmt::ClusterMap> DataClient::RefreshMap() { return map_->Refresh(); }
+Status DataClient::RegisterMemory(void* addr, size_t len) {
+  std::lock_guard<std::mutex> l(peer_mu_);
+  SLUICE_RETURN_IF_ERROR(rpc_->RegisterMemory(addr, len));
+  regions_.emplace_back(addr, len);
+  return Status::Ok();
+}
+
+Result<mgmt::ClusterMap> DataClient::FetchMap(bool refresh) {
+  auto maps = Maps();
+  auto m = refresh ? maps->Refresh() : maps->Get();
+  if (!m.ok()) return m;
+  std::string restarted;
+  std::lock_guard<std::mutex> l(peer_mu_);
+  for (auto& s : m->servers()) {
+    if (s.kind() != mgmt::DATA) continue;
+    uint64_t& seen = incarnations_[s.id()];
+    if (seen != 0 && s.incarnation() != 0 && seen != s.incarnation()) {
+      restarted += (restarted.empty() ? "" : ", ") + std::to_string(s.id());
+    }
+    if (s.incarnation() != 0) seen = s.incarnation();
+  }
+  if (!restarted.empty()) {
+    rpc::ClientOptions co;
+    co.fabric.provider = options_.provider;
+    co.credential = options_.credential;
+    auto c = rpc::RpcClient::Create(co);
+    if (c.ok()) {
+      std::shared_ptr<rpc::RpcClient> fresh = std::move(c.value());
+      for (auto& [addr, len] : regions_) {
+        Status st = fresh->RegisterMemory(addr, len);
+        if (!st.ok()) LOG_WARN("re-register memory after a data server restart: " + st.ToString());
+      }
+      auto fresh_map = std::make_shared<MapClient>(fresh.get(), mgmtd_);
+      retired_.push_back(std::move(rpc_));  // in-flight calls and the old MapClient still use it
+      rpc_ = std::move(fresh);
+      map_ = std::move(fresh_map);
+      peers_.clear();
+      LOG_INFO("data server(s) " + restarted + " restarted: new client endpoint");
+    } else {
+      LOG_WARN("cannot renew the client endpoint: " + c.status().ToString());
+    }
+  }
+  return m;
+}
+
+Result<mgmt::ClusterMap> DataClient::Map() { return FetchMap(false); }
+Result<mgmt::ClusterMap> DataClient::RefreshMap() { return FetchMap(true); }
 
 Result<rpc::Peer> DataClient::PeerOfTarget(const mgmt::ClusterMap& map, uint32_t target_id) {
   uint32_t server = 0;
@@ -105,7 +159,7 @@ Result<ChunkVersion> DataClient::Update(uint32_t chain_id, const std::string& me
   uint64_t deadline = NowMillis() + options_.retry_budget_ms;
   Status last;
   for (int attempt = 0;; attempt++) {
-    auto map = attempt == 0 ? map_->Get() : map_->Refresh();
+    auto map = FetchMap(attempt != 0);
     if (!map.ok()) {
       last = map.status().Prefix("cluster map");
     } else {
@@ -130,7 +184,7 @@ Result<ChunkVersion> DataClient::Update(uint32_t chain_id, const std::string& me
           co.map_version = map->version();
           co.send_payload = payload;
           co.send_len = len;
-          auto r = rpc_->Call(*peer, method, req, &resp, co);
+          auto r = Rpc()->Call(*peer, method, req, &resp, co);
           if (r.status.ok()) {
             return ChunkVersion{resp.meta().version(), resp.meta().length(), resp.meta().crc32c()};
           }
@@ -176,7 +230,7 @@ Result<ChunkVersion> DataClient::Truncate(uint32_t chain_id, uint64_t inode, uin
 }
 
 Result<uint64_t> DataClient::RemoveChunks(uint32_t chain_id, uint64_t inode, const std::vector<uint64_t>& indexes) {
-  auto map = map_->Refresh();
+  auto map = FetchMap(true);
   if (!map.ok()) return map.status();
   const mgmt::ChainInfo* chain = FindChain(*map, chain_id);
   if (!chain) return Status(Code::kNotFound, "chain " + std::to_string(chain_id) + " is not in the cluster map");
@@ -190,7 +244,7 @@ Result<uint64_t> DataClient::RemoveChunks(uint32_t chain_id, uint64_t inode, con
     req.set_inode(inode);
     for (uint64_t x : indexes) req.add_indexes(x);
     datasvc::RemoveChunksResponse resp;
-    auto r = rpc_->Call(*peer, std::string(kSvc) + "RemoveChunks", req, &resp,
+    auto r = Rpc()->Call(*peer, std::string(kSvc) + "RemoveChunks", req, &resp,
                         rpc::CallOptions{options_.call_timeout_ms, map->version()});
     if (!r.status.ok()) return r.status.Prefix("remove chunks of inode " + std::to_string(inode) + " on " + T(target));
     if (i == 0) removed = resp.removed();
@@ -226,7 +280,8 @@ Status DataClient::BatchRead(std::span<ReadOp> ops, const std::function<void(siz
   }
   bool refresh = false;
   for (int round = 0; !pending.empty(); round++) {
-    auto map = refresh ? map_->Refresh() : map_->Get();
+    auto map = FetchMap(refresh);
+    std::shared_ptr<rpc::RpcClient> rpc = Rpc();
     if (!map.ok()) {
       if (NowMillis() >= deadline) return map.status().Prefix("batch read: cluster map");
       Backoff(round, deadline);
@@ -351,7 +406,7 @@ Status DataClient::BatchRead(std::span<ReadOp> ops, const std::function<void(siz
         outstanding++;
       }
       std::string label = peer->label;
-      rpc_->CallAsync(*peer, std::string(kSvc) + "BatchRead", b->req, &b->resp, co,
+      rpc->CallAsync(*peer, std::string(kSvc) + "BatchRead", b->req, &b->resp, co,
                       [&, b, label](const rpc::CallResult& cr) {
         std::vector<size_t> again, done;
         bool stale = false;
@@ -359,7 +414,9 @@ Status DataClient::BatchRead(std::span<ReadOp> ops, const std::function<void(siz
           for (size_t i : b->ops) {
             ops[i].status = Status(cr.status.code(), "read " + Name(ops[i].inode, ops[i].index) + " from " +
                                                          T(b->target) + " (" + label + "): " + cr.status.message());
-            if (!ops[i].target_id && Retryable(cr.status.code())) {
+            // A transport failure is retried even for a pinned target (a
+            // restarted server is reached again once the failure was seen).
+            if (Retryable(cr.status.code())) {
               again.push_back(i);
             } else {
               done.push_back(i);
@@ -449,7 +506,7 @@ Status DataClient::BatchRead(std::span<ReadOp> ops, const std::function<void(siz
 
 Result<std::vector<datasvc::ChunkMeta>> DataClient::QueryChunks(uint32_t target_id, uint64_t inode,
                                                                 const std::vector<uint64_t>& indexes) {
-  auto map = map_->Get();
+  auto map = FetchMap(false);
   if (!map.ok()) return map.status();
   auto peer = PeerOfTarget(*map, target_id);
   if (!peer.ok()) return peer.status();
@@ -462,20 +519,20 @@ Result<std::vector<datasvc::ChunkMeta>> DataClient::QueryChunks(uint32_t target_
     c->set_index(i);
   }
   datasvc::QueryChunksResponse resp;
-  auto r = rpc_->Call(*peer, std::string(kSvc) + "QueryChunks", req, &resp, rpc::CallOptions{options_.call_timeout_ms});
+  auto r = Rpc()->Call(*peer, std::string(kSvc) + "QueryChunks", req, &resp, rpc::CallOptions{options_.call_timeout_ms});
   if (!r.status.ok()) return r.status.Prefix("query chunks of inode " + std::to_string(inode) + " on " + T(target_id));
   return std::vector<datasvc::ChunkMeta>(resp.metas().begin(), resp.metas().end());
 }
 
 Result<datasvc::ScrubResponse> DataClient::Scrub(uint32_t target_id) {
-  auto map = map_->Get();
+  auto map = FetchMap(false);
   if (!map.ok()) return map.status();
   auto peer = PeerOfTarget(*map, target_id);
   if (!peer.ok()) return peer.status();
   datasvc::ScrubRequest req;
   req.set_target_id(target_id);
   datasvc::ScrubResponse resp;
-  auto r = rpc_->Call(*peer, std::string(kSvc) + "Scrub", req, &resp, rpc::CallOptions{600000});
+  auto r = Rpc()->Call(*peer, std::string(kSvc) + "Scrub", req, &resp, rpc::CallOptions{600000});
   if (!r.status.ok()) return r.status.Prefix("scrub " + T(target_id));
   return resp;
 }

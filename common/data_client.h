@@ -72,7 +72,9 @@ struct ReadOp {
   uint32_t offset = 0;
   uint32_t length = 0;
   void* dest = nullptr;    // `length` bytes; must stay valid until BatchRead returns
-  uint32_t target_id = 0;  // 0: any SERVING replica; else only this target (tools, tests)
+  // 0: any SERVING replica; else only this target (tools, tests): its errors
+  // are final except transport failures, which are retried on it.
+  uint32_t target_id = 0;
 
   Status status;           // kNotFound (no such chunk), kCorrupt, ...
   uint32_t bytes = 0;      // bytes read (fewer at the chunk's end)
@@ -116,7 +118,9 @@ class DataClient {
   // The cached cluster map / a fresh one from mgmtd.
   Result<mgmt::ClusterMap> Map();
   Result<mgmt::ClusterMap> RefreshMap();
-  rpc::RpcClient* rpc() { return rpc_.get(); }
+  // The current RPC client (replaced when a data server restarts; the old
+  // one stays alive as long as this DataClient).
+  rpc::RpcClient* rpc();
 
  private:
   struct Batch;
@@ -127,11 +131,22 @@ class DataClient {
                               const std::function<void(uint32_t head)>& set_head, const void* payload, size_t len,
                               const std::string& what);
 
+  std::shared_ptr<rpc::RpcClient> Rpc();
+  std::shared_ptr<MapClient> Maps();
+  // Fetches the map (cached or fresh) and renews the RPC client when a data
+  // server restarted: a transport endpoint that knew the old process keeps
+  // talking to its stale state (seen with shm after kill -9).
+  Result<mgmt::ClusterMap> FetchMap(bool refresh);
+
   DataClientOptions options_;
-  std::unique_ptr<rpc::RpcClient> rpc_;
-  std::unique_ptr<MapClient> map_;
-  std::mutex peer_mu_;
-  std::map<std::string, rpc::Peer> peers_;  // "host:port" -> resolved
+  rpc::Peer mgmtd_;
+  std::mutex peer_mu_;  // guards everything below
+  std::shared_ptr<rpc::RpcClient> rpc_;
+  std::shared_ptr<MapClient> map_;
+  std::vector<std::shared_ptr<rpc::RpcClient>> retired_;
+  std::vector<std::pair<void*, size_t>> regions_;
+  std::map<uint32_t, uint64_t> incarnations_;  // data server id -> last seen
+  std::map<std::string, rpc::Peer> peers_;     // "host:port" -> resolved
 };
 
 }  // namespace sluice

@@ -180,6 +180,7 @@ void DataServer::OnMap(const mgmt::ClusterMap& map) {
     map_ = map;
   }
   map_cv_.notify_all();
+  RenewPeersRpc(old, map);
   for (auto& [id, store] : stores_) {
     mgmt::TargetState before = StateOf(old, id), now = StateOf(map, id);
     if (before != now) {
@@ -200,6 +201,35 @@ void DataServer::OnMap(const mgmt::ClusterMap& map) {
     LOG_INFO(T(id) + " is SYNCING in map v" + std::to_string(map.version()) + ": starting resync");
     resync_threads_[id] = std::thread([this, id = id] { ResyncLoop(id); });
   }
+}
+
+std::shared_ptr<rpc::RpcClient> DataServer::PeersRpc() {
+  std::lock_guard<std::mutex> l(peer_mu_);
+  return peers_rpc_;
+}
+
+void DataServer::RenewPeersRpc(const mgmt::ClusterMap& old_map, const mgmt::ClusterMap& map) {
+  std::string restarted;
+  for (auto& s : map.servers()) {
+    if (s.kind() != mgmt::DATA || s.id() == options_.server_id) continue;
+    for (auto& o : old_map.servers()) {
+      if (o.kind() == s.kind() && o.id() == s.id() && o.incarnation() != 0 && o.incarnation() != s.incarnation()) {
+        restarted += (restarted.empty() ? "" : ", ") + std::to_string(s.id());
+      }
+    }
+  }
+  if (restarted.empty()) return;
+  rpc::ClientOptions co;
+  co.fabric.provider = options_.config.provider;
+  auto c = rpc::RpcClient::Create(co);
+  if (!c.ok()) {
+    LOG_WARN("cannot renew the peer client after data server(s) " + restarted + " restarted: " + c.status().ToString());
+    return;
+  }
+  std::lock_guard<std::mutex> l(peer_mu_);
+  peers_rpc_ = std::move(c.value());
+  resolved_.clear();
+  LOG_INFO("data server(s) " + restarted + " restarted: new peer client endpoint");
 }
 
 bool DataServer::WaitMapVersion(uint64_t version, uint32_t timeout_ms) {
@@ -228,7 +258,7 @@ Result<rpc::Peer> DataServer::PeerOfTarget(const mgmt::ClusterMap& map, uint32_t
     std::lock_guard<std::mutex> l(peer_mu_);
     auto it = resolved_.find(key);
     if (it != resolved_.end()) return it->second;
-    auto p = peers_rpc_->Resolve(s.host(), static_cast<uint16_t>(s.port()));
+    auto p = peers_rpc_->Resolve(s.host(), static_cast<uint16_t>(s.port()));  // peer_mu_ held
     if (!p.ok()) return p.status().Prefix("resolve data server of " + T(target_id));
     resolved_[key] = *p;
     return *p;
@@ -313,7 +343,7 @@ Status DataServer::Forward(const mgmt::ClusterMap& map, uint32_t chain_id, uint3
   co.map_version = map.version();
   co.send_payload = u.data.data();
   co.send_len = u.data.size();
-  auto r = peers_rpc_->Call(*peer, std::string(kSvc) + "ForwardUpdate", req, &resp, co);
+  auto r = PeersRpc()->Call(*peer, std::string(kSvc) + "ForwardUpdate", req, &resp, co);
   if (!r.status.ok()) {
     return Status(r.status.code(), "forward " + Name(u.chunk) + " v" + std::to_string(u.version) + " of chain " +
                                        std::to_string(chain_id) + " to " + T(to_target) + " (" + peer->label +
@@ -722,7 +752,7 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
     lreq.set_limit(512);
     if (have_after) *lreq.mutable_after() = after;
     datasvc::ListChunksResponse lresp;
-    auto lr = peers_rpc_->Call(peer, std::string(kSvc) + "ListChunks", lreq, &lresp, rpc::CallOptions{10000});
+    auto lr = PeersRpc()->Call(peer, std::string(kSvc) + "ListChunks", lreq, &lresp, rpc::CallOptions{10000});
     if (!lr.status.ok()) return lr.status.Prefix("resync " + T(target_id) + ": list chunks of " + T(peer_target));
     // Which of these does the local target lack, or hold older?
     std::vector<const datasvc::ChunkMeta*> need;
@@ -751,7 +781,7 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
       rpc::CallOptions co{30000};
       co.recv_buf = buf.data();
       co.recv_cap = buf.size();
-      auto rr = peers_rpc_->Call(peer, std::string(kSvc) + "BatchRead", rreq, &rresp, co);
+      auto rr = PeersRpc()->Call(peer, std::string(kSvc) + "BatchRead", rreq, &rresp, co);
       if (!rr.status.ok()) return rr.status.Prefix("resync " + T(target_id) + ": read from " + T(peer_target));
       if (rresp.results_size() != rreq.ranges_size()) {
         return Status(Code::kProtocol, "resync: " + T(peer_target) + " answered " +

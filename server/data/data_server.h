@@ -114,7 +114,13 @@ class DataServer {
 
   DataServerOptions options_;
   std::map<uint32_t, std::unique_ptr<ChunkStore>> stores_;  // by target id
-  std::unique_ptr<rpc::RpcClient> peers_rpc_;
+  // The client for forwards and resync reads. Replaced by a fresh one when a
+  // peer data server restarts (new incarnation in the map): a transport
+  // endpoint that knew the old process keeps talking to its stale state
+  // (seen with shm after kill -9). Callers hold a reference during a call.
+  std::shared_ptr<rpc::RpcClient> PeersRpc();
+  void RenewPeersRpc(const mgmt::ClusterMap& old_map, const mgmt::ClusterMap& map);
+  std::shared_ptr<rpc::RpcClient> peers_rpc_;
 
   mutable std::mutex map_mu_;
   std::condition_variable map_cv_;

@@ -52,6 +52,18 @@ class DataCluster {
     starts_.resize(servers);
   }
 
+  // On a failed test, the logs go to stdout before the directory is removed.
+  ~DataCluster() {
+    if (!::testing::Test::HasFailure()) return;
+    client_.reset();
+    std::string out = Tail(dir_.path() + "/mgmtd.log", 15);
+    for (int i = 1; i <= servers_; i++) {
+      for (int n = 1; n <= starts_[i - 1]; n++) {
+        out += Tail(dir_.path() + "/data-" + std::to_string(i) + (n > 1 ? "." + std::to_string(n) : "") + ".log", 30);
+      }
+    }
+    std::printf("%s", out.c_str());
+  }
   const std::string& dir() const { return dir_.path(); }
   // The last `lines` lines of a file (for failure messages: the dir is removed).
   static std::string Tail(const std::string& path, size_t lines = 25) {
