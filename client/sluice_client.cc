@@ -1,0 +1,937 @@
+#include "client/sluice_client.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "common/config.h"
+#include "common/data_client.h"
+#include "common/log.h"
+#include "server/meta/meta_client.h"
+
+namespace sluice::client {
+
+// ------------------------------------------------------------ WritePool --
+
+// A fixed set of threads running chunk writes, so that one buffer's chunks
+// go to their chains at once. Threads sleep on a condition variable.
+class WritePool {
+ public:
+  explicit WritePool(size_t n) {
+    for (size_t i = 0; i < std::max<size_t>(1, n); ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~WritePool() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Submit(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      q_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return stop_ || !q_.empty(); });
+        if (q_.empty()) return;
+        fn = std::move(q_.front());
+        q_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// ----------------------------------------------------------- InodeState --
+
+struct InodeState {
+  std::mutex mu;
+  std::condition_variable cv;
+  InodeAttr attr;           // layout and identity
+  uint64_t size = 0;        // the length as this client knows it
+  uint64_t reported = 0;    // the last length meta confirmed
+  bool dirty = false;       // written since the last report
+  uint64_t gen = 0;         // bumps on every write or truncate (read-ahead validity)
+  // Write-behind buffer shared by every File of the inode in this client.
+  uint64_t wb_off = 0;
+  std::vector<char> wb;
+  size_t inflight = 0;      // bytes sent, not yet acknowledged
+  Status error;             // first failed background write, returned once
+};
+
+namespace {
+
+uint64_t Mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+bool Retryable(Code c) {
+  return c == Code::kUnavailable || c == Code::kTimeout || c == Code::kStaleMap || c == Code::kBusy;
+}
+
+}  // namespace
+
+std::string ExpandHome(const std::string& path) {
+  if (path.rfind("~/", 0) == 0) {
+    const char* h = std::getenv("HOME");
+    return std::string(h ? h : "/root") + path.substr(1);
+  }
+  return path;
+}
+
+std::string DefaultClusterConfig() {
+  if (const char* h = std::getenv("SLUICE_HOME")) return std::string(h) + "/local/cluster.toml";
+  return ExpandHome("~/.sluice/local/cluster.toml");
+}
+
+// --------------------------------------------------------------- Client --
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  std::unique_ptr<Client> c(new Client());
+  c->options_ = options;
+  std::string where = options.cluster.empty() ? DefaultClusterConfig() : ExpandHome(options.cluster);
+  std::string provider = options.provider, host;
+  uint16_t port = 0;
+  size_t colon = where.rfind(':');
+  bool is_addr = colon != std::string::npos && where.find('/') == std::string::npos &&
+                 where.find(".toml") == std::string::npos;
+  if (is_addr) {
+    host = where.substr(0, colon);
+    int p = std::atoi(where.c_str() + colon + 1);
+    if (p <= 0 || p > 65535) return Status(Code::kInvalid, "bad mgmtd address '" + where + "': want host:port");
+    port = static_cast<uint16_t>(p);
+  } else {
+    auto cfg = LoadClusterConfig(where);
+    if (!cfg.ok()) {
+      return cfg.status().Prefix("cluster config " + where +
+                                 " (start a local cluster with `sluice cluster start`, or pass --config)");
+    }
+    provider = cfg->provider;
+    host = cfg->mgmtd.host;
+    port = cfg->mgmtd.port;
+  }
+  rpc::Credential cred;
+  cred.set_tenant(options.tenant);
+  cred.set_secret(options.secret);
+
+  meta::MetaClientOptions mo;
+  mo.provider = provider;
+  mo.mgmtd_host = host;
+  mo.mgmtd_port = port;
+  mo.credential = cred;
+  mo.unavailable_retry_ms = options.deadline_ms;
+  mo.timeout_ms = std::min<uint32_t>(options.deadline_ms, 10000);
+  auto m = meta::MetaClient::Open(mo);
+  if (!m.ok()) return m.status().Prefix("connect to mgmtd " + host + ":" + std::to_string(port));
+  c->meta_ = std::move(m.value());
+
+  DataClientOptions dopt;
+  dopt.provider = provider;
+  dopt.mgmtd_host = host;
+  dopt.mgmtd_port = port;
+  dopt.credential = cred;
+  dopt.retry_budget_ms = options.deadline_ms;
+  dopt.call_timeout_ms = std::min<uint32_t>(options.deadline_ms, 10000);
+  auto d = DataClient::Create(dopt);
+  if (!d.ok()) return d.status().Prefix("data client");
+  c->data_ = std::move(d.value());
+  auto map = c->data_->Map();
+  if (!map.ok()) return map.status().Prefix("cluster map from mgmtd " + host + ":" + std::to_string(port));
+  if (map->chunk_size() >= meta::kMinChunkSize && map->chunk_size() <= meta::kMaxChunkSize) {
+    c->map_chunk_size_ = static_cast<uint32_t>(map->chunk_size());
+  }
+  c->map_stripe_width_ = std::max<uint32_t>(1, map->stripe_width());
+  for (auto& ch : map->chains()) c->map_chains_.push_back(ch.id());
+  std::sort(c->map_chains_.begin(), c->map_chains_.end());
+  if (c->map_chains_.empty()) return Status(Code::kUnavailable, "the cluster map has no chains (no data servers)");
+
+  c->caller_ = meta::MakeCaller(options.uid == static_cast<uint32_t>(-1) ? geteuid() : options.uid,
+                                options.gid == static_cast<uint32_t>(-1) ? getegid() : options.gid);
+  c->pool_ = std::make_unique<WritePool>(options.io_threads);
+
+  // A fresh cluster's root has no chain pool: give it the map's chains so
+  // files spread over every chain (files without chains use the same
+  // deterministic choice computed here, see ChainOf).
+  auto root = c->meta_->GetAttr(meta::kRootIno);
+  if (!root.ok()) return root.status().Prefix("stat of the root directory");
+  if (root->layout().chain_ids_size() == 0 && c->caller_.uid() == 0) {
+    FileLayout l;
+    l.set_chunk_size(c->map_chunk_size_);
+    l.set_stripe_width(std::min<uint32_t>(c->map_stripe_width_, static_cast<uint32_t>(c->map_chains_.size())));
+    for (uint32_t id : c->map_chains_) l.add_chain_ids(id);
+    Status st = c->meta_->SetDirLayout(c->caller_, meta::kRootIno, l);
+    if (!st.ok()) LOG_WARN("could not set the root directory's layout: " + st.ToString());
+  }
+  return c;
+}
+
+Client::~Client() { pool_.reset(); }
+
+uint32_t Client::ChunkSizeOf(const InodeAttr& attr) const {
+  uint32_t cs = attr.layout().chunk_size();
+  return cs >= meta::kMinChunkSize && cs <= meta::kMaxChunkSize ? cs : map_chunk_size_;
+}
+
+uint32_t Client::ChainOf(const InodeAttr& attr, uint64_t i) const {
+  const FileLayout& l = attr.layout();
+  if (l.chain_ids_size() > 0) {
+    uint32_t w = std::clamp<uint32_t>(l.stripe_width(), 1, static_cast<uint32_t>(l.chain_ids_size()));
+    return l.chain_ids(static_cast<int>(i % w));
+  }
+  uint64_t n = map_chains_.size();
+  uint64_t w = std::min<uint64_t>(map_stripe_width_, n);
+  uint64_t start = Mix64(attr.ino()) % n;
+  return map_chains_[(start + i % w) % n];
+}
+
+std::shared_ptr<InodeState> Client::StateOf(const InodeAttr& attr) {
+  std::lock_guard<std::mutex> l(states_mu_);
+  auto& w = states_[attr.ino()];
+  auto st = w.lock();
+  if (!st) {
+    st = std::make_shared<InodeState>();
+    st->attr = attr;
+    st->size = attr.size();
+    st->reported = attr.size();
+    w = st;
+    return st;
+  }
+  // Close-to-open: a newer length from meta wins unless we have unreported writes.
+  std::lock_guard<std::mutex> g(st->mu);
+  if (!st->dirty && st->wb.empty() && st->inflight == 0 && st->size != attr.size()) {
+    st->size = attr.size();
+    st->gen++;
+  }
+  return st;
+}
+
+void Client::DropStateIfIdle(uint64_t ino) {
+  std::lock_guard<std::mutex> l(states_mu_);
+  auto it = states_.find(ino);
+  if (it != states_.end() && it->second.expired()) states_.erase(it);
+}
+
+Result<InodeAttr> Client::Resolve(std::string_view path) {
+  auto r = meta_->Resolve(caller_, path);
+  if (!r.ok()) return r.status().Prefix(std::string(path));
+  return r;
+}
+
+Result<std::pair<uint64_t, std::string>> Client::ResolveParent(std::string_view path) {
+  std::string p(path);
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  if (slash == std::string::npos || p == "/") return Status(Code::kInvalid, "'" + p + "' has no parent: want /dir/name");
+  std::string dir = slash == 0 ? "/" : p.substr(0, slash);
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr d, Resolve(dir));
+  if (d.type() != meta::FILE_TYPE_DIRECTORY) return Status(Code::kNotDir, dir + " is not a directory");
+  return std::make_pair(d.ino(), p.substr(slash + 1));
+}
+
+Result<InodeAttr> Client::Stat(std::string_view path) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, Resolve(path));
+  return GetAttr(a.ino());
+}
+
+Result<InodeAttr> Client::Mkdir(std::string_view path, uint32_t mode) {
+  SLUICE_ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+  auto r = MkdirAt(caller_, pn.first, pn.second, mode);
+  if (!r.ok()) return r.status().Prefix("mkdir " + std::string(path));
+  return r;
+}
+
+Status Client::Unlink(std::string_view path) {
+  SLUICE_ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+  return UnlinkAt(caller_, pn.first, pn.second, nullptr).Prefix("unlink " + std::string(path));
+}
+
+Status Client::Rmdir(std::string_view path) {
+  SLUICE_ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+  return RmdirAt(caller_, pn.first, pn.second).Prefix("rmdir " + std::string(path));
+}
+
+Status Client::Rename(std::string_view from, std::string_view to) {
+  SLUICE_ASSIGN_OR_RETURN(auto a, ResolveParent(from));
+  SLUICE_ASSIGN_OR_RETURN(auto b, ResolveParent(to));
+  return RenameAt(caller_, a.first, a.second, b.first, b.second, 0, nullptr)
+      .Prefix("rename " + std::string(from) + " -> " + std::string(to));
+}
+
+Result<std::vector<DirEntry>> Client::ListDir(std::string_view path) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr d, Resolve(path));
+  std::vector<DirEntry> out;
+  std::string cookie;
+  for (;;) {
+    auto page = meta_->ReadDir(caller_, d.ino(), cookie, 1024);
+    if (!page.ok()) return page.status().Prefix("readdir " + std::string(path));
+    for (auto& e : page->entries) out.push_back(std::move(e));
+    if (page->eof) break;
+    cookie = page->cookie;
+  }
+  return out;
+}
+
+Result<std::unique_ptr<File>> Client::Open(std::string_view path, int flags, uint32_t mode) {
+  InodeAttr attr;
+  if (flags & O_CREAT) {
+    SLUICE_ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+    auto cr = Create(caller_, pn.first, pn.second, mode & 07777, (flags & O_EXCL) != 0);
+    if (!cr.ok()) return cr.status().Prefix("create " + std::string(path));
+    attr = cr->attr;
+    if (cr->created) flags &= ~O_TRUNC;
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(attr, Resolve(path));
+  }
+  if (attr.type() == meta::FILE_TYPE_DIRECTORY && (flags & O_ACCMODE) != O_RDONLY) {
+    return Status(Code::kIsDir, std::string(path) + " is a directory");
+  }
+  auto f = OpenInode(attr, flags);
+  if (!f.ok()) return f.status().Prefix("open " + std::string(path));
+  return f;
+}
+
+Result<InodeAttr> Client::Lookup(const Caller& caller, uint64_t parent, std::string_view name) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, meta_->Lookup(caller, parent, name));
+  std::shared_ptr<InodeState> st;
+  {
+    std::lock_guard<std::mutex> l(states_mu_);
+    auto it = states_.find(a.ino());
+    if (it != states_.end()) st = it->second.lock();
+  }
+  if (st) {
+    std::lock_guard<std::mutex> l(st->mu);
+    if (st->dirty || st->size > a.size()) a.set_size(std::max(st->size, a.size()));
+  }
+  return a;
+}
+
+Result<InodeAttr> Client::GetAttr(uint64_t ino) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, meta_->GetAttr(ino));
+  std::shared_ptr<InodeState> st;
+  {
+    std::lock_guard<std::mutex> l(states_mu_);
+    auto it = states_.find(ino);
+    if (it != states_.end()) st = it->second.lock();
+  }
+  if (st) {
+    std::lock_guard<std::mutex> l(st->mu);
+    // Another client may have grown the file; our unreported writes may be beyond it.
+    if (!st->dirty && a.size() > st->size) st->size = a.size();
+    if (st->dirty) a.set_size(std::max(st->size, a.size()));
+  }
+  return a;
+}
+
+Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
+  if (!(req.valid() & meta::kSetSize)) return meta_->SetAttr(req);
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr cur, meta_->GetAttr(req.ino()));
+  if (cur.type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "truncate of a directory");
+  if (cur.type() != meta::FILE_TYPE_REGULAR) return Status(Code::kInvalid, "truncate of a non-regular file");
+  std::shared_ptr<InodeState> st = StateOf(cur);
+  std::unique_lock<std::mutex> l(st->mu);
+  // Everything written before the truncate lands before it.
+  if (!st->wb.empty()) {
+    std::vector<char> buf;
+    buf.swap(st->wb);
+    uint64_t off = st->wb_off;
+    l.unlock();
+    Status ws = WriteChunks(cur, buf.data(), buf.size(), off);
+    l.lock();
+    if (!ws.ok() && st->error.ok()) st->error = ws;
+  }
+  st->cv.wait(l, [&] { return st->inflight == 0; });
+  uint64_t old_size = std::max(st->size, cur.size());
+  uint64_t new_size = req.size();
+  if (new_size < old_size) SLUICE_RETURN_IF_ERROR(TruncateData(cur, old_size, new_size));
+  // Report pending growth first so that meta's max never resurrects the old end.
+  auto r = meta_->SetAttr(req);
+  if (!r.ok()) return r.status();
+  st->size = new_size;
+  st->reported = new_size;
+  st->dirty = false;
+  st->gen++;
+  return r;
+}
+
+Status Client::TruncateData(const InodeAttr& attr, uint64_t old_size, uint64_t new_size) {
+  uint64_t cs = ChunkSizeOf(attr);
+  uint64_t first_gone = (new_size + cs - 1) / cs;  // first chunk wholly past the end
+  if (new_size % cs != 0) {
+    uint64_t idx = new_size / cs;
+    auto r = data_->Truncate(ChainOf(attr, idx), attr.ino(), idx, static_cast<uint32_t>(new_size % cs),
+                             static_cast<uint32_t>(cs));
+    if (!r.ok() && r.status().code() != Code::kNotFound) return r.status().Prefix("truncate chunk");
+  }
+  uint64_t end = (old_size + cs - 1) / cs;
+  if (new_size == 0) return RemoveData(attr);
+  std::map<uint32_t, std::vector<uint64_t>> by_chain;
+  for (uint64_t i = first_gone; i < end; ++i) by_chain[ChainOf(attr, i)].push_back(i);
+  for (auto& [chain, idx] : by_chain) {
+    auto r = data_->RemoveChunks(chain, attr.ino(), idx);
+    if (!r.ok() && r.status().code() != Code::kNotFound) return r.status().Prefix("remove chunks");
+  }
+  return Status::Ok();
+}
+
+Status Client::RemoveData(const InodeAttr& attr) {
+  std::set<uint32_t> chains;
+  uint64_t w = attr.layout().chain_ids_size() > 0 ? attr.layout().chain_ids_size() : map_stripe_width_;
+  for (uint64_t i = 0; i < w; ++i) chains.insert(ChainOf(attr, i));
+  Status first;
+  for (uint32_t ch : chains) {
+    auto r = data_->RemoveChunks(ch, attr.ino(), {});
+    if (!r.ok() && r.status().code() != Code::kNotFound && first.ok()) first = r.status();
+  }
+  return first;
+}
+
+Result<meta::CreateResult> Client::Create(const Caller& caller, uint64_t parent, std::string_view name,
+                                          uint32_t mode, bool exclusive) {
+  return meta_->Create(caller, parent, name, mode, exclusive);
+}
+
+Result<InodeAttr> Client::MkdirAt(const Caller& caller, uint64_t parent, std::string_view name, uint32_t mode) {
+  return meta_->Mkdir(caller, parent, name, mode);
+}
+
+Result<InodeAttr> Client::SymlinkAt(const Caller& caller, uint64_t parent, std::string_view name,
+                                    std::string_view target) {
+  return meta_->Symlink(caller, parent, name, target);
+}
+
+Result<std::string> Client::Readlink(uint64_t ino) { return meta_->Readlink(ino); }
+
+Result<InodeAttr> Client::LinkAt(const Caller& caller, uint64_t ino, uint64_t new_parent,
+                                 std::string_view new_name) {
+  return meta_->Link(caller, ino, new_parent, new_name);
+}
+
+Status Client::UnlinkAt(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* orphan) {
+  auto victim = meta_->Lookup(caller, parent, name);
+  if (!victim.ok()) return victim.status();
+  if (victim->type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "unlink of a directory");
+  SLUICE_RETURN_IF_ERROR(meta_->Unlink(caller, parent, name));
+  if (victim->type() == meta::FILE_TYPE_REGULAR && victim->nlink() <= 1) {
+    if (orphan) {
+      *orphan = *victim;
+      orphan->set_nlink(0);
+      return Status::Ok();
+    }
+    Status st = RemoveData(*victim);
+    if (!st.ok()) LOG_WARN("unlink: data of " + meta::InoString(victim->ino()) + " not removed: " + st.ToString());
+  }
+  return Status::Ok();
+}
+
+Status Client::RmdirAt(const Caller& caller, uint64_t parent, std::string_view name) {
+  return meta_->Rmdir(caller, parent, name);
+}
+
+Status Client::RenameAt(const Caller& caller, uint64_t old_parent, std::string_view old_name, uint64_t new_parent,
+                        std::string_view new_name, uint32_t flags, InodeAttr* orphan) {
+  std::optional<InodeAttr> replaced;
+  if (!(flags & meta::kRenameExchange)) {
+    auto v = meta_->Lookup(caller, new_parent, new_name);
+    if (v.ok() && v->type() == meta::FILE_TYPE_REGULAR && v->nlink() <= 1) {
+      auto src = meta_->Lookup(caller, old_parent, old_name);
+      if (src.ok() && src->ino() != v->ino()) replaced = *v;
+    }
+  }
+  SLUICE_RETURN_IF_ERROR(meta_->Rename(caller, old_parent, old_name, new_parent, new_name, flags));
+  if (replaced) {
+    if (orphan) {
+      *orphan = *replaced;
+      orphan->set_nlink(0);
+    } else {
+      Status st = RemoveData(*replaced);
+      if (!st.ok()) LOG_WARN("rename: data of replaced " + meta::InoString(replaced->ino()) + " not removed: " +
+                               st.ToString());
+    }
+  }
+  return Status::Ok();
+}
+
+Result<meta::DirPage> Client::ReadDirAt(const Caller& caller, uint64_t dir, std::string_view cookie,
+                                        uint32_t max_entries) {
+  return meta_->ReadDir(caller, dir, cookie, max_entries);
+}
+
+Result<meta::StatFsResult> Client::StatFs() { return meta_->StatFs(); }
+
+Result<std::string> Client::GetXattr(const Caller& caller, uint64_t ino, std::string_view name) {
+  return meta_->GetXattr(caller, ino, name);
+}
+Status Client::SetXattr(const Caller& caller, uint64_t ino, std::string_view name, std::string_view value,
+                        uint32_t flags) {
+  return meta_->SetXattr(caller, ino, name, value, flags);
+}
+Result<std::vector<std::string>> Client::ListXattr(const Caller& caller, uint64_t ino) {
+  return meta_->ListXattr(caller, ino);
+}
+Status Client::RemoveXattr(const Caller& caller, uint64_t ino, std::string_view name) {
+  return meta_->RemoveXattr(caller, ino, name);
+}
+
+Result<std::unique_ptr<File>> Client::OpenInode(const InodeAttr& attr, int flags) {
+  if (attr.type() == meta::FILE_TYPE_SYMLINK) return Status(Code::kLoop, "open of a symlink");
+  std::shared_ptr<InodeState> st = StateOf(attr);
+  std::unique_ptr<File> f(new File(this, attr, flags, st));
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && attr.type() == meta::FILE_TYPE_REGULAR) {
+    SLUICE_RETURN_IF_ERROR(f->Truncate(0));
+  }
+  return f;
+}
+
+Status Client::RegisterBuffer(void* addr, size_t len) { return data_->RegisterMemory(addr, len); }
+
+Result<size_t> Client::ReadChunks(const InodeAttr& attr, void* buf, size_t n, uint64_t offset, uint64_t size) {
+  if (offset >= size) return size_t{0};
+  n = static_cast<size_t>(std::min<uint64_t>(n, size - offset));
+  uint64_t cs = ChunkSizeOf(attr);
+  std::vector<ReadOp> ops;
+  ops.reserve(n / cs + 2);
+  for (uint64_t pos = offset; pos < offset + n;) {
+    uint64_t idx = pos / cs, in = pos % cs;
+    uint64_t len = std::min<uint64_t>(cs - in, offset + n - pos);
+    ReadOp op;
+    op.chain_id = ChainOf(attr, idx);
+    op.inode = attr.ino();
+    op.index = idx;
+    op.offset = static_cast<uint32_t>(in);
+    op.length = static_cast<uint32_t>(len);
+    op.dest = static_cast<char*>(buf) + (pos - offset);
+    ops.push_back(op);
+    pos += len;
+  }
+  uint64_t deadline = options_.deadline_ms;
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<size_t> todo(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) todo[i] = i;
+  for (int attempt = 0;; ++attempt) {
+    std::vector<ReadOp> batch;
+    for (size_t i : todo) batch.push_back(ops[i]);
+    Status bs = data_->BatchRead(batch);
+    std::vector<size_t> again;
+    Status last;
+    if (!bs.ok()) {
+      last = bs;
+      again = todo;
+    } else {
+      for (size_t k = 0; k < batch.size(); ++k) {
+        ReadOp& op = batch[k];
+        char* d = static_cast<char*>(op.dest);
+        if (op.status.ok()) {
+          if (op.bytes < op.length) std::memset(d + op.bytes, 0, op.length - op.bytes);
+        } else if (op.status.code() == Code::kNotFound) {
+          std::memset(d, 0, op.length);  // a hole
+        } else if (Retryable(op.status.code())) {
+          again.push_back(todo[k]);
+          last = op.status;
+        } else {
+          return op.status.Prefix("read of " + meta::InoString(attr.ino()) + " chunk " + std::to_string(op.index));
+        }
+      }
+    }
+    if (again.empty()) break;
+    auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    if (static_cast<uint64_t>(spent.count()) >= deadline) {
+      return last.Prefix("read of " + meta::InoString(attr.ino()) + " gave up after " +
+                         std::to_string(spent.count()) + " ms");
+    }
+    stats_.retries++;
+    (void)data_->RefreshMap();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (attempt + 1), 500)));
+    todo = std::move(again);
+  }
+  stats_.chunk_reads += ops.size();
+  stats_.bytes_read += n;
+  return n;
+}
+
+Status Client::WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uint64_t offset) {
+  uint64_t cs = ChunkSizeOf(attr);
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = 0;
+  Status first;
+  for (uint64_t pos = offset; pos < offset + n;) {
+    uint64_t idx = pos / cs, in = pos % cs;
+    uint64_t len = std::min<uint64_t>(cs - in, offset + n - pos);
+    ChunkWrite w;
+    w.chain_id = ChainOf(attr, idx);
+    w.inode = attr.ino();
+    w.index = idx;
+    w.offset = static_cast<uint32_t>(in);
+    w.data = buf + (pos - offset);
+    w.length = static_cast<uint32_t>(len);
+    w.chunk_size = static_cast<uint32_t>(cs);
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ++left;
+    }
+    pool_->Submit([this, w, &mu, &cv, &left, &first] {
+      auto r = data_->Write(w);
+      std::lock_guard<std::mutex> l(mu);
+      if (!r.ok() && first.ok()) {
+        first = r.status().Prefix("write of " + meta::InoString(w.inode) + " chunk " + std::to_string(w.index));
+      }
+      if (--left == 0) cv.notify_all();
+    });
+    pos += len;
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return left == 0; });
+  if (first.ok()) {
+    stats_.bytes_written += n;
+    stats_.chunk_writes += (n + cs - 1) / cs;
+  }
+  return first;
+}
+
+void Client::SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
+                          std::shared_ptr<std::vector<char>> buf, uint64_t offset) {
+  uint64_t cs = ChunkSizeOf(attr);
+  size_t n = buf->size();
+  for (uint64_t pos = offset; pos < offset + n;) {
+    uint64_t idx = pos / cs, in = pos % cs;
+    uint64_t len = std::min<uint64_t>(cs - in, offset + n - pos);
+    ChunkWrite w;
+    w.chain_id = ChainOf(attr, idx);
+    w.inode = attr.ino();
+    w.index = idx;
+    w.offset = static_cast<uint32_t>(in);
+    w.data = buf->data() + (pos - offset);
+    w.length = static_cast<uint32_t>(len);
+    w.chunk_size = static_cast<uint32_t>(cs);
+    pool_->Submit([this, w, st, buf] {
+      auto r = data_->Write(w);
+      if (r.ok()) {
+        stats_.bytes_written += w.length;
+        stats_.chunk_writes++;
+      }
+      std::lock_guard<std::mutex> g(st->mu);
+      st->inflight -= w.length;
+      if (!r.ok() && st->error.ok()) {
+        st->error = r.status().Prefix("write of " + meta::InoString(w.inode) + " chunk " + std::to_string(w.index));
+      }
+      st->cv.notify_all();
+    });
+    pos += len;
+  }
+}
+
+Status Client::BatchRead(std::span<BatchReadItem> items, const std::function<void(size_t)>& on_done) {
+  std::vector<ReadOp> ops;
+  std::vector<size_t> owner;
+  std::vector<std::atomic<int>> left(items.size());
+  std::vector<size_t> zero_items;
+  for (size_t i = 0; i < items.size(); ++i) {
+    BatchReadItem& it = items[i];
+    it.status = Status::Ok();
+    it.bytes = 0;
+    if (!it.file || it.file->closed_) {
+      it.status = Status(Code::kInvalid, "batch read item " + std::to_string(i) + ": no open file");
+      zero_items.push_back(i);
+      continue;
+    }
+    const InodeAttr& attr = it.file->attr_;
+    uint64_t size = it.file->Size();
+    uint64_t end = std::min<uint64_t>(size, it.offset + it.length);
+    it.bytes = end > it.offset ? end - it.offset : 0;
+    uint64_t cs = ChunkSizeOf(attr);
+    int count = 0;
+    for (uint64_t pos = it.offset; pos < end;) {
+      uint64_t idx = pos / cs, in = pos % cs;
+      uint64_t len = std::min<uint64_t>(cs - in, end - pos);
+      ReadOp op;
+      op.chain_id = ChainOf(attr, idx);
+      op.inode = attr.ino();
+      op.index = idx;
+      op.offset = static_cast<uint32_t>(in);
+      op.length = static_cast<uint32_t>(len);
+      op.dest = static_cast<char*>(it.dest) + (pos - it.offset);
+      ops.push_back(op);
+      owner.push_back(i);
+      ++count;
+      pos += len;
+    }
+    left[i].store(count);
+    if (count == 0) zero_items.push_back(i);
+  }
+  for (size_t i : zero_items) {
+    if (on_done) on_done(i);
+  }
+  if (ops.empty()) return Status::Ok();
+  std::mutex mu;
+  Status bs = data_->BatchRead(ops, [&](size_t k) {
+    ReadOp& op = ops[k];
+    size_t i = owner[k];
+    char* d = static_cast<char*>(op.dest);
+    if (op.status.ok()) {
+      if (op.bytes < op.length) std::memset(d + op.bytes, 0, op.length - op.bytes);
+    } else if (op.status.code() == Code::kNotFound) {
+      std::memset(d, 0, op.length);
+    } else {
+      std::lock_guard<std::mutex> l(mu);
+      if (items[i].status.ok()) items[i].status = op.status;
+    }
+    if (left[i].fetch_sub(1) == 1 && on_done) on_done(i);
+  });
+  if (!bs.ok()) return bs;
+  stats_.chunk_reads += ops.size();
+  for (auto& it : items) {
+    if (it.status.ok()) stats_.bytes_read += it.bytes;
+  }
+  return Status::Ok();
+}
+
+// ----------------------------------------------------------------- File --
+
+File::File(Client* c, InodeAttr attr, int flags, std::shared_ptr<InodeState> st)
+    : client_(c), attr_(std::move(attr)), flags_(flags), st_(std::move(st)) {}
+
+File::~File() {
+  if (!closed_) {
+    Status s = Close();
+    if (!s.ok()) LOG_WARN("close of " + meta::InoString(attr_.ino()) + ": " + s.ToString());
+  }
+}
+
+uint64_t File::Size() const {
+  std::lock_guard<std::mutex> l(st_->mu);
+  return st_->size;
+}
+
+Status File::FlushBuffer(bool wait) {
+  std::unique_lock<std::mutex> l(st_->mu);
+  if (!st_->wb.empty()) {
+    auto buf = std::make_shared<std::vector<char>>();
+    buf->swap(st_->wb);
+    uint64_t off = st_->wb_off;
+    size_t n = buf->size();
+    size_t cap = client_->options_.write_inflight_bytes;
+    st_->cv.wait(l, [&] { return st_->inflight == 0 || st_->inflight + n <= cap; });
+    st_->inflight += n;
+    l.unlock();
+    client_->SubmitBuffer(attr_, st_, std::move(buf), off);
+    l.lock();
+  }
+  if (wait) st_->cv.wait(l, [&] { return st_->inflight == 0; });
+  if (!st_->error.ok()) {
+    Status e = st_->error;
+    st_->error = Status::Ok();
+    return e;
+  }
+  return Status::Ok();
+}
+
+Result<size_t> File::Pwrite(const void* buf, size_t n, uint64_t offset) {
+  if (closed_) return Status(Code::kInvalid, "write on a closed file");
+  if ((flags_ & O_ACCMODE) == O_RDONLY) return Status(Code::kPermission, "write on a file opened read-only");
+  if (attr_.type() != meta::FILE_TYPE_REGULAR) return Status(Code::kIsDir, "write on a non-regular file");
+  if (n == 0) return size_t{0};
+  const size_t cap = client_->options_.write_behind_bytes;
+  {
+    std::unique_lock<std::mutex> l(st_->mu);
+    if (!st_->error.ok()) {
+      Status e = st_->error;
+      st_->error = Status::Ok();
+      return e;
+    }
+    st_->gen++;
+    st_->dirty = true;
+    st_->size = std::max(st_->size, offset + n);
+    bool appendable = !st_->wb.empty() && offset == st_->wb_off + st_->wb.size() && st_->wb.size() + n <= cap;
+    if (appendable) {
+      st_->wb.insert(st_->wb.end(), static_cast<const char*>(buf), static_cast<const char*>(buf) + n);
+      if (st_->wb.size() < cap) return n;
+    } else if (st_->wb.empty() && n < cap) {
+      st_->wb_off = offset;
+      st_->wb.assign(static_cast<const char*>(buf), static_cast<const char*>(buf) + n);
+      return n;
+    }
+    if (appendable) {
+      l.unlock();
+      SLUICE_RETURN_IF_ERROR(FlushBuffer(false));
+      return n;
+    }
+  }
+  // Not contiguous with the buffer, or too large to buffer: flush what is
+  // buffered, then buffer (small) or send now (large, in parallel).
+  SLUICE_RETURN_IF_ERROR(FlushBuffer(false));
+  if (n < cap) {
+    std::unique_lock<std::mutex> l(st_->mu);
+    if (st_->wb.empty()) {
+      st_->wb_off = offset;
+      st_->wb.assign(static_cast<const char*>(buf), static_cast<const char*>(buf) + n);
+      return n;
+    }
+  }
+  // Earlier in-flight writes to the same bytes must land first.
+  {
+    std::unique_lock<std::mutex> l(st_->mu);
+    st_->cv.wait(l, [&] { return st_->inflight == 0; });
+  }
+  SLUICE_RETURN_IF_ERROR(client_->WriteChunks(attr_, static_cast<const char*>(buf), n, offset));
+  return n;
+}
+
+Result<size_t> File::Write(const void* buf, size_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (flags_ & O_APPEND) pos_ = Size();
+  auto r = Pwrite(buf, n, pos_);
+  if (r.ok()) pos_ += *r;
+  return r;
+}
+
+Result<size_t> File::Read(void* buf, size_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto r = ReadAhead(buf, n, pos_);
+  if (r.ok()) pos_ += *r;
+  return r;
+}
+
+Result<size_t> File::Pread(void* buf, size_t n, uint64_t offset) {
+  std::lock_guard<std::mutex> l(mu_);
+  return ReadAhead(buf, n, offset);
+}
+
+// mu_ held.
+Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
+  if (closed_) return Status(Code::kInvalid, "read on a closed file");
+  if ((flags_ & O_ACCMODE) == O_WRONLY) return Status(Code::kPermission, "read on a file opened write-only");
+  if (attr_.type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "read of a directory");
+  uint64_t gen;
+  bool dirty;
+  {
+    std::lock_guard<std::mutex> l(st_->mu);
+    gen = st_->gen;
+    dirty = !st_->wb.empty() || st_->inflight > 0;
+  }
+  if (dirty) SLUICE_RETURN_IF_ERROR(FlushBuffer(true));
+  uint64_t size = Size();
+  if (offset + n > size) {
+    // Another client may have grown the file since it was opened.
+    auto a = client_->meta_->GetAttr(attr_.ino());
+    if (a.ok()) {
+      std::lock_guard<std::mutex> l(st_->mu);
+      if (a->size() > st_->size && !st_->dirty) st_->size = a->size();
+      size = st_->size;
+    }
+  }
+  if (offset >= size || n == 0) return size_t{0};
+  n = static_cast<size_t>(std::min<uint64_t>(n, size - offset));
+  // Served from the window?
+  if (ra_gen_ == gen && offset >= ra_off_ && offset + n <= ra_off_ + ra_len_) {
+    std::memcpy(buf, ra_.data() + (offset - ra_off_), n);
+    last_read_end_ = offset + n;
+    client_->stats_.read_ahead_hits++;
+    return n;
+  }
+  size_t window = client_->options_.read_ahead_bytes;
+  bool sequential = offset == last_read_end_ || (ra_len_ > 0 && offset >= ra_off_ && offset < ra_off_ + ra_len_);
+  last_read_end_ = offset + n;
+  if (!sequential || window <= n) return client_->ReadChunks(attr_, buf, n, offset, size);
+  // Fill a new window starting here, aligned to the chunk so that each chain
+  // serves whole chunks.
+  size_t len = static_cast<size_t>(std::min<uint64_t>(window, size - offset));
+  ra_.resize(window);
+  auto r = client_->ReadChunks(attr_, ra_.data(), len, offset, size);
+  if (!r.ok()) {
+    ra_len_ = 0;
+    return r.status();
+  }
+  ra_off_ = offset;
+  ra_len_ = *r;
+  ra_gen_ = gen;
+  size_t got = std::min(n, ra_len_);
+  std::memcpy(buf, ra_.data(), got);
+  return got;
+}
+
+Result<uint64_t> File::Seek(int64_t offset, int whence) {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? static_cast<int64_t>(pos_)
+                                                              : static_cast<int64_t>(Size());
+  if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) return Status(Code::kInvalid, "bad whence");
+  if (base + offset < 0) return Status(Code::kInvalid, "seek before the start of the file");
+  pos_ = static_cast<uint64_t>(base + offset);
+  return pos_;
+}
+
+Status File::Fsync() {
+  if (closed_) return Status(Code::kInvalid, "fsync on a closed file");
+  SLUICE_RETURN_IF_ERROR(FlushBuffer(true));
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> l(st_->mu);
+    if (!st_->dirty) return Status::Ok();
+    size = st_->size;
+  }
+  auto r = client_->meta_->ReportLength(attr_.ino(), size);
+  if (!r.ok()) {
+    // An unlinked file has no inode record any more; its length does not matter.
+    if (r.status().code() == Code::kNotFound) return Status::Ok();
+    return r.status().Prefix("report length of " + meta::InoString(attr_.ino()));
+  }
+  std::lock_guard<std::mutex> l(st_->mu);
+  st_->reported = std::max(st_->reported, *r);
+  if (st_->size <= *r) {
+    st_->dirty = false;
+    st_->size = *r;
+  }
+  return Status::Ok();
+}
+
+Status File::Close() {
+  if (closed_) return Status(Code::kInvalid, "close of a closed file");
+  Status s = Fsync();
+  closed_ = true;
+  uint64_t ino = attr_.ino();
+  st_.reset();
+  client_->DropStateIfIdle(ino);
+  return s;
+}
+
+Status File::Truncate(uint64_t size) {
+  if (closed_) return Status(Code::kInvalid, "truncate on a closed file");
+  meta::SetAttrRequest req;
+  *req.mutable_caller() = client_->caller_;
+  req.set_ino(attr_.ino());
+  req.set_valid(meta::kSetSize);
+  req.set_size(size);
+  auto r = client_->SetAttr(req);
+  if (!r.ok()) return r.status();
+  return Status::Ok();
+}
+
+}  // namespace sluice::client

@@ -1,0 +1,285 @@
+// libsluice: the C++ client of a Sluice cluster.
+//
+//   auto c = sluice::client::Client::Connect({.cluster = "~/.sluice/local/cluster.toml"});
+//   auto f = (*c)->Open("/data/x", O_CREAT | O_WRONLY, 0644);
+//   (*f)->Write(buf, n);  (*f)->Close();
+//
+// A Client caches the cluster map (refreshed when a server answers "stale
+// map"), sends namespace calls to the meta shards (meta::MetaClient) and chunk
+// IO straight to the data servers (DataClient). A file's bytes are striped:
+// chunk i of a file lives on chain layout.chain_ids[i % stripe_width], chunk
+// size from the layout. A read or write spanning many chunks is issued to all
+// their chains at once.
+//
+// Consistency: close-to-open. Writes are buffered (write-behind) and sent in
+// parallel in the background; Fsync()/Close() wait for them and report the
+// file's new length to its meta shard, which keeps the maximum. A reader that
+// opens after the writer closed sees every byte and the length.
+//
+// Failures: chunk IO and namespace calls retry transient failures (a server
+// down, a stale map, a timeout) against a refreshed map and another replica
+// for at most ClientOptions::deadline_ms, then fail with the last error
+// (kUnavailable / kTimeout naming the server). No exceptions: every call
+// returns Status or Result<T>; Status::to_errno() gives the POSIX errno.
+//
+// Thread-safety: Client is thread-safe. A File may be used from several
+// threads at once for Pread/Pwrite; Read/Write (which move the file offset)
+// need external ordering like POSIX read/write on a shared fd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "server/meta/dir_reader.h"
+#include "server/meta/meta_types.h"
+#include "server/meta/shard_handle.h"
+#include "proto/meta.pb.h"
+
+namespace sluice {
+class DataClient;
+namespace meta {
+class MetaClient;
+}
+}  // namespace sluice
+
+namespace sluice::client {
+
+using meta::Caller;
+using meta::DirEntry;
+using meta::FileLayout;
+using meta::InodeAttr;
+
+struct ClientOptions {
+  // Where the cluster is: a config file path (cluster.toml, "~" expanded) or
+  // "host:port" of sluice-mgmtd. Empty: $SLUICE_HOME/local/cluster.toml
+  // (default ~/.sluice/local/cluster.toml, the embedded local cluster).
+  std::string cluster;
+  // libfabric provider when `cluster` is host:port (a config file names its own).
+  std::string provider = "tcp";
+  // Tenant credential carried by every request.
+  std::string tenant;
+  std::string secret;
+  // Identity for permission checks. Default: the process's euid/egid.
+  uint32_t uid = static_cast<uint32_t>(-1);
+  uint32_t gid = static_cast<uint32_t>(-1);
+  // Total time an operation may spend retrying transient failures.
+  uint32_t deadline_ms = 30000;
+  // Sequential reads fetch this many bytes ahead (0 disables read-ahead).
+  size_t read_ahead_bytes = 8u << 20;
+  // Writes are buffered up to this many bytes per file before they are sent,
+  // and at most `write_inflight_bytes` per file are in flight at once.
+  size_t write_behind_bytes = 4u << 20;
+  size_t write_inflight_bytes = 16u << 20;
+  // Threads that send chunk writes (parallel writes to many chains).
+  size_t io_threads = 8;
+};
+
+// Counters a user may read at any time.
+struct ClientStats {
+  std::atomic<uint64_t> bytes_read{0};
+  std::atomic<uint64_t> bytes_written{0};
+  std::atomic<uint64_t> chunk_reads{0};
+  std::atomic<uint64_t> chunk_writes{0};
+  std::atomic<uint64_t> read_ahead_hits{0};
+  std::atomic<uint64_t> retries{0};
+};
+
+class Client;
+class File;
+class WritePool;
+
+// State shared by every File of one inode in one Client: the layout, the
+// largest end written here (the length to report), writes in flight.
+struct InodeState;
+
+// One range of a BatchRead.
+struct BatchReadItem {
+  File* file = nullptr;      // an open File (must stay open during the call)
+  uint64_t offset = 0;
+  size_t length = 0;
+  void* dest = nullptr;      // `length` bytes
+  // Results: bytes read (fewer only at end of file); status of the item.
+  size_t bytes = 0;
+  Status status;
+};
+
+class File {
+ public:
+  ~File();  // closes (errors are lost: call Close() to see them)
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // Read/Write at the file offset, advancing it. Write with O_APPEND writes at
+  // the end of file. Return the bytes done (Read: 0 at end of file).
+  Result<size_t> Read(void* buf, size_t n);
+  Result<size_t> Write(const void* buf, size_t n);
+  // Positional IO; the file offset is unchanged. A read returns fewer bytes
+  // only at end of file; holes read as zeros.
+  Result<size_t> Pread(void* buf, size_t n, uint64_t offset);
+  Result<size_t> Pwrite(const void* buf, size_t n, uint64_t offset);
+  // New file offset (like lseek with SEEK_SET/SEEK_CUR/SEEK_END).
+  Result<uint64_t> Seek(int64_t offset, int whence);
+  // Makes every write so far durable on all replicas and reports the length.
+  Status Fsync();
+  // Fsync, then the File is closed; later calls fail with kInvalid.
+  Status Close();
+  // Sets the length (cut or extend with zeros).
+  Status Truncate(uint64_t size);
+  // Current length as this client knows it (meta size or the end of its own writes).
+  uint64_t Size() const;
+  uint64_t ino() const { return attr_.ino(); }
+  const InodeAttr& attr() const { return attr_; }
+  int flags() const { return flags_; }
+
+ private:
+  friend class Client;
+  File(Client* c, InodeAttr attr, int flags, std::shared_ptr<InodeState> st);
+  Status FlushBuffer(bool wait);
+  Result<size_t> ReadAt(void* buf, size_t n, uint64_t offset);
+  Result<size_t> ReadAhead(void* buf, size_t n, uint64_t offset);
+
+  Client* client_;
+  InodeAttr attr_;
+  int flags_;
+  std::shared_ptr<InodeState> st_;
+  bool closed_ = false;
+  std::mutex mu_;  // offset, write buffer, read-ahead window
+  uint64_t pos_ = 0;
+  // Write-behind buffer: bytes [wb_off_, wb_off_ + wb_.size()).
+  uint64_t wb_off_ = 0;
+  std::vector<char> wb_;
+  // Read-ahead window: bytes [ra_off_, ra_off_ + ra_len_) as of generation ra_gen_.
+  uint64_t ra_off_ = 0;
+  size_t ra_len_ = 0;
+  uint64_t ra_gen_ = 0;
+  std::vector<char> ra_;
+  uint64_t last_read_end_ = UINT64_MAX;
+};
+
+class Client {
+ public:
+  // Connects: reads the config (or uses host:port), fetches the cluster map.
+  // Fails with kUnavailable naming mgmtd when it does not answer.
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // ---- Namespace by path ("/a/b", from the root; symlinks not followed in
+  // intermediate components). Errors carry the path.
+  Result<InodeAttr> Stat(std::string_view path);
+  Result<InodeAttr> Mkdir(std::string_view path, uint32_t mode);
+  // Unlink a file or symlink; the file's data is removed when it has no name left.
+  Status Unlink(std::string_view path);
+  Status Rmdir(std::string_view path);
+  Status Rename(std::string_view from, std::string_view to);
+  Result<std::vector<DirEntry>> ListDir(std::string_view path);
+  // Opens with open(2) flags: O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND.
+  Result<std::unique_ptr<File>> Open(std::string_view path, int flags, uint32_t mode = 0644);
+
+  // ---- Namespace by inode (what FUSE speaks). `caller` is the identity the
+  // permission checks use.
+  Result<InodeAttr> Lookup(const Caller& caller, uint64_t parent, std::string_view name);
+  // The attributes, with the size merged with this client's unreported writes.
+  Result<InodeAttr> GetAttr(uint64_t ino);
+  // setattr(2)-like; a size change truncates the data too (meta::kSet* bits).
+  Result<InodeAttr> SetAttr(const meta::SetAttrRequest& req);
+  Result<meta::CreateResult> Create(const Caller& caller, uint64_t parent, std::string_view name,
+                                    uint32_t mode, bool exclusive);
+  Result<InodeAttr> MkdirAt(const Caller& caller, uint64_t parent, std::string_view name, uint32_t mode);
+  Result<InodeAttr> SymlinkAt(const Caller& caller, uint64_t parent, std::string_view name,
+                              std::string_view target);
+  Result<std::string> Readlink(uint64_t ino);
+  Result<InodeAttr> LinkAt(const Caller& caller, uint64_t ino, uint64_t new_parent, std::string_view new_name);
+  // Removes the name. If that was the file's last name, *orphan (if given)
+  // receives its attributes: the caller removes the data with RemoveData()
+  // once nothing has it open (unlinked-but-open files stay readable). With
+  // orphan == nullptr the data is removed at once.
+  Status UnlinkAt(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* orphan = nullptr);
+  Status RmdirAt(const Caller& caller, uint64_t parent, std::string_view name);
+  // Like UnlinkAt for a replaced destination.
+  Status RenameAt(const Caller& caller, uint64_t old_parent, std::string_view old_name, uint64_t new_parent,
+                  std::string_view new_name, uint32_t flags, InodeAttr* orphan = nullptr);
+  Result<meta::DirPage> ReadDirAt(const Caller& caller, uint64_t dir, std::string_view cookie,
+                                  uint32_t max_entries);
+  Result<meta::StatFsResult> StatFs();
+  Result<std::string> GetXattr(const Caller& caller, uint64_t ino, std::string_view name);
+  Status SetXattr(const Caller& caller, uint64_t ino, std::string_view name, std::string_view value,
+                  uint32_t flags);
+  Result<std::vector<std::string>> ListXattr(const Caller& caller, uint64_t ino);
+  Status RemoveXattr(const Caller& caller, uint64_t ino, std::string_view name);
+  // Opens an inode whose attributes the caller has (from Lookup/Create).
+  // O_TRUNC truncates. Works on an unlinked inode while its data exists.
+  Result<std::unique_ptr<File>> OpenInode(const InodeAttr& attr, int flags);
+  // Removes every chunk of a file that has no name left.
+  Status RemoveData(const InodeAttr& attr);
+
+  // ---- Bulk IO for loaders.
+  // Reads every item; items complete out of order, `on_done(i)` (if given)
+  // runs as item i completes, on an internal thread (keep it short). Returns
+  // when all are done; each item has its own status. Files must have no
+  // unflushed writes of their own that the reads should see (call Fsync).
+  Status BatchRead(std::span<BatchReadItem> items, const std::function<void(size_t)>& on_done = nullptr);
+  // Registers memory that reads land in by RMA without a copy (zero-copy on
+  // RDMA fabrics). The memory must stay valid for the Client's lifetime.
+  Status RegisterBuffer(void* addr, size_t len);
+
+  // The chain a chunk of this file lives on.
+  uint32_t ChainOf(const InodeAttr& attr, uint64_t chunk_index) const;
+  uint32_t ChunkSizeOf(const InodeAttr& attr) const;
+
+  const ClientOptions& options() const { return options_; }
+  const ClientStats& stats() const { return stats_; }
+  const Caller& caller() const { return caller_; }
+  meta::MetaClient* meta() { return meta_.get(); }
+  DataClient* data() { return data_.get(); }
+
+ private:
+  friend class File;
+  Client() = default;
+  std::shared_ptr<InodeState> StateOf(const InodeAttr& attr);
+  void DropStateIfIdle(uint64_t ino);
+  // Reads [offset, offset+n) of the file into buf straight from the data
+  // servers (holes and bytes past chunk ends as zeros). `size` bounds it.
+  Result<size_t> ReadChunks(const InodeAttr& attr, void* buf, size_t n, uint64_t offset, uint64_t size);
+  // Sends [offset, offset+n) to the chains; blocking. Updates stats.
+  Status WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uint64_t offset);
+  // Sends a write-behind buffer to the chains in the background, one pool
+  // task per chunk; each acknowledges into st (inflight, error).
+  void SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
+                    std::shared_ptr<std::vector<char>> buf, uint64_t offset);
+  // Cuts the data of a file from old_size to new_size (chunks past the end removed).
+  Status TruncateData(const InodeAttr& attr, uint64_t old_size, uint64_t new_size);
+  Result<InodeAttr> Resolve(std::string_view path);
+  Result<std::pair<uint64_t, std::string>> ResolveParent(std::string_view path);
+
+  ClientOptions options_;
+  Caller caller_;
+  std::unique_ptr<meta::MetaClient> meta_;
+  std::unique_ptr<DataClient> data_;
+  std::unique_ptr<WritePool> pool_;
+  uint32_t map_chunk_size_ = 1u << 20;
+  uint32_t map_stripe_width_ = 1;
+  std::vector<uint32_t> map_chains_;  // sorted chain ids of the cluster map
+  std::mutex states_mu_;
+  std::unordered_map<uint64_t, std::weak_ptr<InodeState>> states_;
+  ClientStats stats_;
+};
+
+// Expands a leading "~/" with $HOME.
+std::string ExpandHome(const std::string& path);
+// The embedded local cluster's config: $SLUICE_HOME/local/cluster.toml.
+std::string DefaultClusterConfig();
+
+}  // namespace sluice::client
