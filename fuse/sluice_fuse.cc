@@ -38,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -160,6 +161,7 @@ void ReplyErr(fuse_req_t req, const Status& s) {
 void OpInit(void* userdata, fuse_conn_info* conn) {
   auto* fs = static_cast<SluiceFs*>(userdata);
   conn->max_write = 1u << 20;
+  conn->max_read = 1u << 20;
   conn->max_readahead = 1u << 20;
   conn->max_background = 64;
   if (fs->opts.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
@@ -704,12 +706,24 @@ int Run(const MountOptions& o, int ready_fd) {
            " (does it exist, is something mounted there, is /dev/fuse usable?)");
     return 1;
   }
-  report("");
+  // Live means the kernel finished INIT and the root answers: check from a
+  // thread while the loop serves, then tell the parent.
+  std::string mp = o.mountpoint;
+  std::thread probe([mp, report, se] {
+    struct stat st;
+    if (stat(mp.c_str(), &st) == 0 && st.st_ino == meta::kRootIno) {
+      report("");
+    } else {
+      report("sluice-fuse: the mount on " + mp + " did not come up: " + std::strerror(errno));
+      fuse_session_exit(se);
+    }
+  });
   fuse_loop_config cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.clone_fd = 0;
   cfg.max_idle_threads = o.threads;
   int rc = fuse_session_loop_mt(se, &cfg);
+  probe.join();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
