@@ -281,26 +281,24 @@ int Start(const ClusterConfig& cfg) {
   if (to_start.empty()) {
     std::printf("sluice cluster: every server of %s is already running\n", cfg.path.c_str());
   }
+  std::vector<std::pair<std::string, pid_t>> launched;
   for (auto& p : to_start) {
-    if (p.name != "mgmtd") continue;
-    Launch(cfg, p);
+    if (p.name == "mgmtd") launched.emplace_back(p.name, Launch(cfg, p));
   }
   for (auto& p : to_start) {
-    if (p.name == "mgmtd") continue;
-    Launch(cfg, p);
+    if (p.name != "mgmtd") launched.emplace_back(p.name, Launch(cfg, p));
   }
   // Wait until every server is online and every target serving.
   uint64_t deadline = NowMillis() + 30000;
   std::string missing = "mgmtd";
   Result<mgmt::ClusterMap> m = Status(Code::kUnavailable, "not asked yet");
   while (NowMillis() < deadline) {
-    for (auto& p : to_start) {
-      pid_t pid = RunningPid(cfg, p);
+    for (auto& [name, pid] : launched) {
       int st;
-      if (!pid || waitpid(pid, &st, WNOHANG) == pid) {
-        std::fprintf(stderr, "sluice cluster: %s exited during start; its log %s/%s.log says:\n", p.name.c_str(),
-                     LogDir(cfg).c_str(), p.name.c_str());
-        std::string tail = "tail -n 5 '" + LogDir(cfg) + "/" + p.name + ".log' >&2";
+      if (waitpid(pid, &st, WNOHANG) == pid) {
+        std::fprintf(stderr, "sluice cluster: %s exited during start; its log %s/%s.log says:\n", name.c_str(),
+                     LogDir(cfg).c_str(), name.c_str());
+        std::string tail = "tail -n 5 '" + LogDir(cfg) + "/" + name + ".log' >&2";
         (void)std::system(tail.c_str());
         return 1;
       }
