@@ -351,7 +351,48 @@ Result<InodeAttr> Client::GetAttr(uint64_t ino) {
   return a;
 }
 
+Status Client::FlushInode(uint64_t ino) {
+  std::shared_ptr<InodeState> st;
+  {
+    std::lock_guard<std::mutex> l(states_mu_);
+    auto it = states_.find(ino);
+    if (it != states_.end()) st = it->second.lock();
+  }
+  if (!st) return Status::Ok();
+  std::unique_lock<std::mutex> l(st->mu);
+  if (!st->wb.empty()) {
+    std::vector<char> buf;
+    buf.swap(st->wb);
+    uint64_t off = st->wb_off;
+    InodeAttr attr = st->attr;
+    l.unlock();
+    Status ws = WriteChunks(attr, buf.data(), buf.size(), off);
+    l.lock();
+    if (!ws.ok() && st->error.ok()) st->error = ws;
+  }
+  st->cv.wait(l, [&] { return st->inflight == 0; });
+  if (!st->error.ok()) {
+    Status e = st->error;
+    st->error = Status::Ok();
+    return e;
+  }
+  if (!st->dirty) return Status::Ok();
+  uint64_t size = st->size;
+  l.unlock();
+  auto r = meta_->ReportLength(ino, size);
+  if (!r.ok()) return r.status().code() == Code::kNotFound ? Status::Ok() : r.status();
+  l.lock();
+  if (st->size <= *r) {
+    st->dirty = false;
+    st->size = *r;
+  }
+  return Status::Ok();
+}
+
 Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
+  // Pending writes land (and grow the length, which stamps mtime) before
+  // the new attributes, so that utimens after write sticks (cp -a, tar).
+  SLUICE_RETURN_IF_ERROR(FlushInode(req.ino()));
   if (!(req.valid() & meta::kSetSize)) return meta_->SetAttr(req);
   SLUICE_ASSIGN_OR_RETURN(InodeAttr cur, meta_->GetAttr(req.ino()));
   if (cur.type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "truncate of a directory");

@@ -222,6 +222,9 @@ class Client {
   // Opens an inode whose attributes the caller has (from Lookup/Create).
   // O_TRUNC truncates. Works on an unlinked inode while its data exists.
   Result<std::unique_ptr<File>> OpenInode(const InodeAttr& attr, int flags);
+  // Sends this client's buffered writes of an inode, waits for them and
+  // reports the length (what fsync does, for every File of the inode).
+  Status FlushInode(uint64_t ino);
   // Removes every chunk of a file that has no name left.
   Status RemoveData(const InodeAttr& attr);
 
