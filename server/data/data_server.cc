@@ -181,6 +181,7 @@ void DataServer::OnMap(const mgmt::ClusterMap& map) {
   }
   map_cv_.notify_all();
   RenewPeersRpc(old, map);
+  WarmPeers(map);
   for (auto& [id, store] : stores_) {
     mgmt::TargetState before = StateOf(old, id), now = StateOf(map, id);
     if (before != now) {
@@ -229,7 +230,28 @@ void DataServer::RenewPeersRpc(const mgmt::ClusterMap& old_map, const mgmt::Clus
   std::lock_guard<std::mutex> l(peer_mu_);
   peers_rpc_ = std::move(c.value());
   resolved_.clear();
+  warmed_.clear();
   LOG_INFO("data server(s) " + restarted + " restarted: new peer client endpoint");
+}
+
+void DataServer::WarmPeers(const mgmt::ClusterMap& map) {
+  for (auto& s : map.servers()) {
+    if (s.kind() != mgmt::DATA || s.id() == options_.server_id || s.state() != mgmt::ONLINE || s.targets_size() == 0) {
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> l(peer_mu_);
+      if (!warmed_.insert({s.id(), s.incarnation()}).second) continue;
+    }
+    auto peer = PeerOfTarget(map, s.targets(0));
+    if (!peer.ok()) continue;
+    auto req = std::make_shared<datasvc::QueryChunksRequest>();
+    req->set_target_id(s.targets(0));
+    auto resp = std::make_shared<datasvc::QueryChunksResponse>();
+    auto rpc = PeersRpc();
+    rpc->CallAsync(*peer, std::string(kSvc) + "QueryChunks", *req, resp.get(), rpc::CallOptions{3000},
+                   [req, resp, rpc](const rpc::CallResult&) {});
+  }
 }
 
 bool DataServer::WaitMapVersion(uint64_t version, uint32_t timeout_ms) {
@@ -429,7 +451,9 @@ Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_
   }
   ctx.set_map_version(map.version());
   LockChunk(chain_id, u.chunk);
+  BeginUpdate(map.version());
   auto r = ApplyInChain(map, *chain, u.target, u);
+  EndUpdate(map.version());
   UnlockChunk(chain_id, u.chunk);
   return r;
 }
@@ -499,7 +523,10 @@ Status DataServer::HandleBatchRead(rpc::CallContext& ctx, const datasvc::BatchRe
 
 Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUpdateRequest& req,
                                  datasvc::ForwardUpdateResponse* resp) {
-  SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+  // Not refused when the sender's map is older: this member applies the
+  // update by its own (newer) map. Refusing would silently lose updates sent
+  // best-effort to a SYNCING member that has just learned it is SERVING.
+  ctx.set_map_version(map_version());
   if (!Store(req.target_id())) {
     return Status(Code::kNotFound, T(req.target_id()) + " is not on data server " + std::to_string(options_.server_id));
   }
@@ -528,9 +555,39 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
                                        std::to_string(u.data.size()) + " bytes, header says " +
                                        std::to_string(u.length));
   }
+  BeginUpdate(map.version());
   auto r = ApplyInChain(map, *chain, u.target, u);
+  EndUpdate(map.version());
   if (!r.ok()) return r.status();
   ToWire(*r, resp->mutable_meta());
+  return Status::Ok();
+}
+
+void DataServer::BeginUpdate(uint64_t map_version) {
+  std::lock_guard<std::mutex> l(inflight_mu_);
+  inflight_.insert(map_version);
+}
+
+void DataServer::EndUpdate(uint64_t map_version) {
+  {
+    std::lock_guard<std::mutex> l(inflight_mu_);
+    inflight_.erase(inflight_.find(map_version));
+  }
+  inflight_cv_.notify_all();
+}
+
+Status DataServer::WaitUpdatesBefore(uint64_t version, uint32_t timeout_ms) {
+  if (map_version() < version) WaitMapVersion(version, timeout_ms);
+  if (map_version() < version) {
+    return Status(Code::kStaleMap, "data server " + std::to_string(options_.server_id) + " has not seen map v" +
+                                       std::to_string(version) + " yet; retry");
+  }
+  std::unique_lock<std::mutex> l(inflight_mu_);
+  bool done = inflight_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] {
+    return inflight_.empty() || *inflight_.begin() >= version;
+  });
+  if (!done) return Status(Code::kBusy, "updates begun under a map older than v" + std::to_string(version) +
+                                            " are still in progress; retry");
   return Status::Ok();
 }
 
@@ -676,6 +733,10 @@ void DataServer::RegisterHandlers(rpc::RpcServer* server) {
       [this, store_of](CallContext& ctx, const ds::ListChunksRequest& req, ds::ListChunksResponse* resp) -> Status {
         SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
         SLUICE_ASSIGN_OR_RETURN(ChunkStore * s, store_of(req.target_id()));
+        // A resync listing: nothing begun under an older map may still be in progress.
+        if (ctx.map_version() != 0 && !req.has_after()) {
+          SLUICE_RETURN_IF_ERROR(WaitUpdatesBefore(ctx.map_version(), 5000));
+        }
         size_t limit = std::clamp<uint32_t>(req.limit() ? req.limit() : 1024, 1, 4096);
         ChunkId after;
         if (req.has_after()) after = FromWire(req.after());
@@ -734,7 +795,7 @@ void DataServer::RegisterHandlers(rpc::RpcServer* server) {
 
 // ---------------------------------------------------------------- resync --
 
-Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target) {
+Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target, uint64_t* peer_version) {
   ChunkStore* store = Store(target_id);
   mgmt::ClusterMap map = MapSnapshot();
   SLUICE_ASSIGN_OR_RETURN(rpc::Peer peer, PeerOfTarget(map, peer_target));
@@ -752,8 +813,12 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
     lreq.set_limit(512);
     if (have_after) *lreq.mutable_after() = after;
     datasvc::ListChunksResponse lresp;
-    auto lr = PeersRpc()->Call(peer, std::string(kSvc) + "ListChunks", lreq, &lresp, rpc::CallOptions{10000});
+    // Built against our map: the peer first lets updates that began under an
+    // older map (not knowing this target) finish.
+    auto lr = PeersRpc()->Call(peer, std::string(kSvc) + "ListChunks", lreq, &lresp,
+                               rpc::CallOptions{10000, map.version()});
     if (!lr.status.ok()) return lr.status.Prefix("resync " + T(target_id) + ": list chunks of " + T(peer_target));
+    if (!have_after) *peer_version = lr.map_version;
     // Which of these does the local target lack, or hold older?
     std::vector<const datasvc::ChunkMeta*> need;
     for (auto& m : lresp.metas()) {
@@ -824,6 +889,7 @@ void DataServer::ResyncLoop(uint32_t target_id) {
   uint64_t start = NowMillis();
   uint64_t total = 0;
   int passes = 0;
+  int clean_passes = 0;
   auto pause = [&](uint32_t ms) {
     std::unique_lock<std::mutex> l(resync_mu_);
     resync_cv_.wait_for(l, std::chrono::milliseconds(ms), [&] { return stopping_; });
@@ -851,13 +917,19 @@ void DataServer::ResyncLoop(uint32_t target_id) {
     }
     uint64_t copied = 0;
     Status st;
+    // A pass only proves the target complete if every peer already knew it
+    // as a chain member (map version >= ours) when the pass began: before
+    // that, a head may commit updates without forwarding them here.
+    bool peers_current = true;
     for (uint32_t p : peers) {
-      auto r = ResyncPass(target_id, p);
+      uint64_t peer_version = 0;
+      auto r = ResyncPass(target_id, p, &peer_version);
       if (!r.ok()) {
         st = r.status();
         break;
       }
       copied += *r;
+      if (peer_version < map.version()) peers_current = false;
     }
     passes++;
     if (!st.ok()) {
@@ -866,7 +938,13 @@ void DataServer::ResyncLoop(uint32_t target_id) {
       continue;
     }
     total += copied;
-    if (copied > 0) continue;  // another pass: updates may have raced the copy
+    // Two clean passes in a row, both begun when every peer knew this target:
+    // an update that a head began under an older map has finished by then.
+    clean_passes = (copied == 0 && peers_current) ? clean_passes + 1 : 0;
+    if (clean_passes < 2) {
+      if (!peers_current && !pause(50)) break;  // let the peers' heartbeats bring the map
+      continue;
+    }
     Status rs = options_.report_synced ? options_.report_synced(target_id) : Status::Ok();
     if (!rs.ok()) {
       LOG_WARN("resync " + T(target_id) + ": cannot report synced to mgmtd: " + rs.ToString());

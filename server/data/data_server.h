@@ -105,7 +105,9 @@ class DataServer {
 
   // Resync of one local target (runs on its own thread).
   void ResyncLoop(uint32_t target_id);
-  Result<uint64_t> ResyncPass(uint32_t target_id, uint32_t peer_target);
+  // Copies what `target_id` lacks from `peer_target`; returns chunks copied.
+  // *peer_version: the peer's map version when the pass began listing.
+  Result<uint64_t> ResyncPass(uint32_t target_id, uint32_t peer_target, uint64_t* peer_version);
 
   // Per-(chain, chunk) exclusion at the head: an exact key table, so two heads
   // forwarding to each other can never wait on each other's unrelated chunk.
@@ -120,6 +122,12 @@ class DataServer {
   // (seen with shm after kill -9). Callers hold a reference during a call.
   std::shared_ptr<rpc::RpcClient> PeersRpc();
   void RenewPeersRpc(const mgmt::ClusterMap& old_map, const mgmt::ClusterMap& map);
+  // Opens the transport association with every ONLINE peer data server ahead
+  // of need (a cheap query), so a chain that re-forms after a failure does
+  // not make its first contact then (shm endpoints that saw a killed peer
+  // misdeliver to new ones).
+  void WarmPeers(const mgmt::ClusterMap& map);
+  std::set<std::pair<uint32_t, uint64_t>> warmed_;  // (server id, incarnation), peer_mu_
   std::shared_ptr<rpc::RpcClient> peers_rpc_;
 
   mutable std::mutex map_mu_;
@@ -132,6 +140,16 @@ class DataServer {
   std::mutex lock_mu_;
   std::condition_variable lock_cv_;
   std::set<std::tuple<uint32_t, uint64_t, uint64_t>> locked_;
+
+  // Map versions of the updates in progress here. A resync listing built
+  // against map version V waits until none older than V is in progress, so an
+  // update that did not know the syncing target has finished before it lists.
+  void BeginUpdate(uint64_t map_version);
+  void EndUpdate(uint64_t map_version);
+  Status WaitUpdatesBefore(uint64_t version, uint32_t timeout_ms);
+  std::mutex inflight_mu_;
+  std::condition_variable inflight_cv_;
+  std::multiset<uint64_t> inflight_;
 
   std::mutex resync_mu_;
   std::condition_variable resync_cv_;

@@ -5,6 +5,7 @@
 // a read through the RPC path and by scrub. Seed: SLUICE_CHAIN_SEED.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -301,6 +302,15 @@ TEST(DataChain, CorruptByteOnDiskIsFoundByReadAndScrub) {
   ASSERT_TRUE(scrub.ok()) << scrub.status().ToString();
   ASSERT_EQ(scrub->bad_size(), 1);
   EXPECT_EQ(scrub->bad(0).chunk().index(), 3u);
+  // The command-line tool says the same, with its exit code.
+  std::string out = cluster.dir() + "/scrub.out";
+  auto tool = test::Child::Spawn({test::BinDir() + "/sluice-data-scrub", "--config", cluster.config(), "--all"}, out);
+  int ws = tool.Wait(30000);
+  ASSERT_TRUE(WIFEXITED(ws)) << DataCluster::Tail(out);
+  EXPECT_EQ(WEXITSTATUS(ws), 1) << DataCluster::Tail(out);
+  EXPECT_TRUE(test::WaitForText(out, "BAD target 101 chunk 9:3", 1000)) << DataCluster::Tail(out);
+  EXPECT_TRUE(test::WaitForText(out, "target 201: ", 1000)) << DataCluster::Tail(out);
+
   auto clean = c->Scrub(DataCluster::TargetOf(2));
   ASSERT_TRUE(clean.ok());
   EXPECT_EQ(clean->bad_size(), 0);
