@@ -14,6 +14,7 @@
 // prints every round and the ratio of the medians, store / fio. The store runs without
 // fdatasync per write unless --sync (fio --direct=1 does not fsync either).
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,7 +40,14 @@ namespace {
 struct Figures {
   double bytes_per_sec = 0;
   double iops = 0;
+  double cpu_us_per_op = 0;  // user + system CPU per IO
 };
+
+double CpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
@@ -52,12 +60,18 @@ Figures ParseFio(const std::string& json, const char* section) {
   std::string key = std::string("\"") + section + "\" : {";
   size_t at = json.find(key);
   if (at == std::string::npos) return f;
-  auto num = [&](const char* name) {
-    size_t p = json.find(std::string("\"") + name + "\" : ", at);
+  auto num = [&](const char* name, size_t from) {
+    size_t p = json.find(std::string("\"") + name + "\" : ", from);
     return p == std::string::npos ? 0.0 : std::atof(json.c_str() + p + std::strlen(name) + 5);
   };
-  f.bytes_per_sec = num("bw_bytes");
-  f.iops = num("iops");
+  f.bytes_per_sec = num("bw_bytes", at);
+  f.iops = num("iops", at);
+  // The job's CPU: usr_cpu/sys_cpu are percent of job_runtime (ms).
+  size_t job = json.find("\"job_runtime\"");
+  double runtime_s = num("job_runtime", 0) / 1e3;
+  double cpu = (num("usr_cpu", job) + num("sys_cpu", job)) / 100 * runtime_s;
+  double ops = f.iops * runtime_s;
+  if (ops > 0) f.cpu_us_per_op = cpu / ops * 1e6;
   return f;
 }
 
@@ -105,9 +119,10 @@ void Print(const char* name, const Figures& fio, const Figures& store, bool iops
   double a = iops ? fio.iops : fio.bytes_per_sec / 1e6;
   double b = iops ? store.iops : store.bytes_per_sec / 1e6;
   double ratio = b / a;
-  std::printf("%-26s %12.0f %-5s %12.0f %-5s %7.2fx   (target >= %.2fx: %s)\n", name, a,
-              iops ? "IOPS" : "MB/s", b, iops ? "IOPS" : "MB/s", ratio, target,
-              ratio >= target ? "met" : "NOT met");
+  std::printf("%-26s %12.0f %-5s %12.0f %-5s %7.2fx   (target >= %.2fx: %s)   "
+              "CPU/IO: fio %.1f us, store %.1f us\n",
+              name, a, iops ? "IOPS" : "MB/s", b, iops ? "IOPS" : "MB/s", ratio, target,
+              ratio >= target ? "met" : "NOT met", fio.cpu_us_per_op, store.cpu_us_per_op);
 }
 
 }  // namespace
@@ -175,6 +190,7 @@ int main(int argc, char** argv) {
   }
   auto store_write = [&]() {
     std::atomic<uint64_t> next{0};
+    double c0 = CpuSeconds();
     double t0 = Now();
     Parallel(threads, [&](int t) {
       std::vector<WriteRequest> reqs;
@@ -194,11 +210,12 @@ int main(int argc, char** argv) {
       }
     });
     double dt = Now() - t0;
-    return Figures{chunks * double(1 << 20) / dt, chunks / dt};
+    return Figures{chunks * double(1 << 20) / dt, chunks / dt, (CpuSeconds() - c0) / chunks * 1e6};
   };
   auto store_read = [&]() {
     std::atomic<uint64_t> next{0};
     std::atomic<uint64_t> bytes{0};
+    double c0 = CpuSeconds();
     double t0 = Now();
     Parallel(threads, [&](int t) {
       std::vector<ReadRequest> reqs;
@@ -216,10 +233,11 @@ int main(int argc, char** argv) {
       }
     });
     double dt = Now() - t0;
-    return Figures{bytes / dt, chunks / dt};
+    return Figures{bytes / dt, chunks / dt, (CpuSeconds() - c0) / chunks * 1e6};
   };
   auto store_randread = [&]() {
     std::atomic<uint64_t> ops{0};
+    double c0 = CpuSeconds();
     double t0 = Now();
     double deadline = t0 + seconds;
     Parallel(threads, [&](int t) {
@@ -243,7 +261,7 @@ int main(int argc, char** argv) {
       ops += mine;
     });
     double dt = Now() - t0;
-    return Figures{ops * 4096.0 / dt, ops / dt};
+    return Figures{ops * 4096.0 / dt, ops / dt, (CpuSeconds() - c0) / ops * 1e6};
   };
   const std::string fio_w_args = "--name=w --rw=write --bs=1M --iodepth=" + std::to_string(qd_1m) +
                                  (sync ? " --fdatasync=1" : "") + common;
