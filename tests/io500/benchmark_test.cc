@@ -105,7 +105,7 @@ TEST(Benchmark, EveryPhaseRunsInOrderWithTheRightWork) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
-class Corruption : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
+class Corruption : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
 
 TEST_P(Corruption, ChangedByteFailsVerificationAndInvalidatesTheRun) {
   TempDir dir;
@@ -139,9 +139,9 @@ TEST_P(Corruption, ChangedByteFailsVerificationAndInvalidatesTheRun) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllDataSets, Corruption,
-    ::testing::Values(std::make_pair("ior-easy", "ior-easy-read"),
-                      std::make_pair("ior-hard", "ior-hard-read"),
-                      std::make_pair("mdtest-hard", "mdtest-hard-read")),
+    ::testing::Values(std::make_pair(std::string("ior-easy"), std::string("ior-easy-read")),
+                      std::make_pair(std::string("ior-hard"), std::string("ior-hard-read")),
+                      std::make_pair(std::string("mdtest-hard"), std::string("mdtest-hard-read"))),
     [](const auto& info) {
       std::string s = info.param.first;
       for (auto& c : s) if (c == '-') c = '_';

@@ -98,3 +98,22 @@ TEST(Cli, UsageErrorsExitTwo) {
 
 }  // namespace
 }  // namespace sluice::io500
+
+namespace sluice::io500 {
+namespace {
+
+TEST(Cli, UnavailableTargetIsReportedOnceAndTheOthersStillRun) {
+  TempDir a, res;
+  Output o = RunTool("--quick --ranks 2 --no-rnd4k --progress 0 --mdtest-easy-files 50 "
+                     "--mdtest-hard-files 50 --ior-hard-segments 20 --ior-easy-mib 2 "
+                     "--target native=native:cluster.toml:/io500 --target local=" + a.path() +
+                     " --result-dir " + res.path());
+  EXPECT_EQ(o.exit_code, 1) << o.text;
+  EXPECT_EQ(Count(o.text, "native back end needs libsluice"), 1) << o.text;
+  EXPECT_EQ(Count(o.text, "[SCORE ] Bandwidth"), 1) << o.text;
+  EXPECT_EQ(Count(o.text, "ranks failed"), 0) << o.text;
+  EXPECT_NE(Slurp(res.path() + "/local/result.json").find("\"ranks\": 2,"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::io500
