@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -49,7 +51,7 @@ class MetaProcCluster {
   // Starts mgmtd and every shard; false (with a message) if one is not serving.
   ::testing::AssertionResult StartAll() {
     std::string log = dir_.path() + "/mgmtd.log";
-    mgmtd_ = test::Child::Spawn({test::BinDir() + "/sluice-mgmtd", "--config", config_}, log);
+    mgmtd_ = test::Child::Spawn(Guarded({test::BinDir() + "/sluice-mgmtd", "--config", config_}), log);
     if (!test::WaitForText(log, "serving on")) return ::testing::AssertionFailure() << "mgmtd: see " << log;
     for (int i = 0; i < shards_; ++i) {
       auto r = StartShard(i);
@@ -63,8 +65,8 @@ class MetaProcCluster {
   ::testing::AssertionResult StartShard(int shard, std::vector<std::string> extra = {}) {
     std::string log = dir_.path() + "/meta" + std::to_string(shard + 1) + "." +
                       std::to_string(spawned_++) + ".log";
-    std::vector<std::string> argv = {test::BinDir() + "/sluice-meta", "--config", config_, "--id",
-                                     std::to_string(shard + 1), "--workers", "8"};
+    std::vector<std::string> argv = Guarded({test::BinDir() + "/sluice-meta", "--config", config_, "--id",
+                                             std::to_string(shard + 1), "--workers", "8"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     procs_[shard] = test::Child::Spawn(argv, log);
     last_log_ = log;
@@ -92,6 +94,29 @@ class MetaProcCluster {
     return c.ok() ? std::move(c.value()) : nullptr;
   }
 
+  // One raw RPC client for the test's direct shard calls, made on first use
+  // and kept (a fresh endpoint per check only adds connection churn).
+  rpc::RpcClient* rpc() {
+    if (!rpc_) {
+      rpc::ClientOptions co;
+      co.fabric.provider = provider_;
+      auto c = rpc::RpcClient::Create(co);
+      EXPECT_TRUE(c.ok()) << c.status().ToString();
+      if (c.ok()) rpc_ = std::move(c.value());
+    }
+    return rpc_.get();
+  }
+
+  // argv run under `setpriv --pdeathsig KILL` when available, so that the
+  // servers die with the test even if the test process itself crashes
+  // (Child's destructor only runs on a normal exit).
+  static std::vector<std::string> Guarded(std::vector<std::string> argv) {
+    static const bool have_setpriv = access("/usr/bin/setpriv", X_OK) == 0;
+    if (!have_setpriv) return argv;
+    argv.insert(argv.begin(), {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"});
+    return argv;
+  }
+
  private:
   test::TempDir dir_;
   int shards_;
@@ -103,6 +128,7 @@ class MetaProcCluster {
   std::vector<test::Child> procs_;
   int spawned_ = 0;
   std::string last_log_;
+  std::unique_ptr<rpc::RpcClient> rpc_;
 };
 
 }  // namespace sluice::meta::testing
