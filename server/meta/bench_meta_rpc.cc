@@ -4,7 +4,7 @@
 // same operations on the local file system (ext4) through the kernel.
 //
 //   bench_meta_rpc [--threads T] [--files F] [--shards 1,2,4] [--dir /path/on/ext4]
-//                  [--provider tcp] [--bin DIR] [--repeat R]
+//                  [--provider tcp] [--bin DIR] [--repeat R] [--workers W]
 //
 // With --repeat R every configuration runs R times (a fresh cluster each
 // time) and each column keeps its best: the machine is shared, and the best
@@ -12,7 +12,8 @@
 //
 // Each configuration starts its own sluice-mgmtd and shards (from --bin,
 // default: this program's directory) in a fresh directory under --dir, and
-// stops them (SIGTERM, by PID) afterwards. T client threads share one
+// stops them (SIGTERM, by PID) afterwards; --workers sets each shard's
+// handler threads (sluice-meta --workers, default 16). T client threads share one
 // MetaClient, as the threads of a training job share libsluice.
 //
 // ops: create (exclusive; ext4: open O_CREAT|O_EXCL + close), stat (lookup
@@ -116,7 +117,7 @@ bool WaitForText(const std::string& path, const std::string& text, int timeout_m
 class LocalCluster {
  public:
   LocalCluster(const std::string& dir, const std::string& bin, const std::string& provider,
-               int shards)
+               int shards, int workers)
       : dir_(dir) {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
@@ -132,7 +133,8 @@ class LocalCluster {
     f.close();
     Spawn({bin + "/sluice-mgmtd", "--config", config_}, dir + "/mgmtd.log");
     for (int i = 1; i <= shards; ++i) {
-      Spawn({bin + "/sluice-meta", "--config", config_, "--id", std::to_string(i)},
+      Spawn({bin + "/sluice-meta", "--config", config_, "--id", std::to_string(i), "--workers",
+             std::to_string(workers)},
             dir + "/meta" + std::to_string(i) + ".log");
     }
     if (!WaitForText(dir + "/mgmtd.log", "serving on", 15000)) Die("mgmtd did not start; see " + dir + "/mgmtd.log");
@@ -334,7 +336,7 @@ std::string SelfDir() {
 }
 
 int Main(int argc, char** argv) {
-  int threads = 8, files = 500, repeat = 1;
+  int threads = 8, files = 500, repeat = 1, workers = 16;
   std::string base = std::filesystem::temp_directory_path().string();
   std::string provider = "tcp";
   std::string bin = SelfDir();
@@ -349,6 +351,8 @@ int Main(int argc, char** argv) {
       threads = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--files") {
       files = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--workers") {
+      workers = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--repeat") {
       repeat = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--dir") {
@@ -365,7 +369,7 @@ int Main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_meta_rpc [--threads T] [--files F] [--shards 1,2,4] [--dir D] "
-                   "[--provider P] [--bin DIR] [--repeat R]\n");
+                   "[--provider P] [--bin DIR] [--repeat R] [--workers W]\n");
       return 2;
     }
   }
@@ -387,7 +391,7 @@ int Main(int argc, char** argv) {
     for (int s : shard_counts) {
       Rates best;
       for (int k = 0; k < repeat; ++k) {
-        LocalCluster cluster(work + "/cluster-" + std::to_string(s), bin, provider, s);
+        LocalCluster cluster(work + "/cluster-" + std::to_string(s), bin, provider, s, workers);
         auto client = MetaClient::Open(cluster.ClientOptions(provider));
         if (!client.ok()) Die(client.status().ToString());
         KeepBest(&best, BenchSluice(**client, shared ? "shared" : "per", shared, threads, files));
