@@ -47,13 +47,14 @@ int Count(const std::string& text, const std::string& what) {
 
 TEST(Cli, ThreeRanksTwoTargetsSideBySide) {
   TempDir a, b, res;
-  Output o = RunTool("--quick --ranks 3 --no-rnd4k --progress 0 --mdtest-easy-files 300 "
+  Output o = RunTool("--quick --no-drop-caches --ranks 3 --no-rnd4k --progress 0 --mdtest-easy-files 300 "
                  "--mdtest-hard-files 300 --ior-hard-segments 100 --ior-easy-mib 8 "
                  "--target local=" + a.path() + " --target other=posix:" + b.path() +
                  " --result-dir " + res.path());
   ASSERT_EQ(o.exit_code, 0) << o.text;
   EXPECT_NE(o.text.find("3 processes on one node (fork)"), std::string::npos) << o.text;
-  EXPECT_NE(o.text.find("drop caches: "), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("drop caches: no (disabled by --no-drop-caches)"), std::string::npos)
+      << o.text;
   EXPECT_EQ(Count(o.text, "[SCORE ] Bandwidth"), 2) << o.text;
   // The comparison table: one row per phase, a ratio column.
   EXPECT_NE(o.text.find("other/local"), std::string::npos) << o.text;
@@ -77,7 +78,7 @@ TEST(Cli, ThreeRanksTwoTargetsSideBySide) {
 
 TEST(Cli, VerifyFailureExitsThreeAndIsReported) {
   TempDir a, res;
-  Output o = RunTool("--quick --ranks 2 --no-rnd4k --progress 0 --mdtest-easy-files 100 "
+  Output o = RunTool("--quick --no-drop-caches --ranks 2 --no-rnd4k --progress 0 --mdtest-easy-files 100 "
                  "--mdtest-hard-files 100 --ior-hard-segments 50 --ior-easy-mib 4 "
                  "--test-corrupt ior-easy --dir " + a.path() + " --result-dir " + res.path());
   EXPECT_EQ(o.exit_code, 3) << o.text;
@@ -104,7 +105,7 @@ namespace {
 
 TEST(Cli, UnavailableTargetIsReportedOnceAndTheOthersStillRun) {
   TempDir a, res;
-  Output o = RunTool("--quick --ranks 2 --no-rnd4k --progress 0 --mdtest-easy-files 50 "
+  Output o = RunTool("--quick --no-drop-caches --ranks 2 --no-rnd4k --progress 0 --mdtest-easy-files 50 "
                      "--mdtest-hard-files 50 --ior-hard-segments 20 --ior-easy-mib 2 "
                      "--target native=native:cluster.toml:/io500 --target local=" + a.path() +
                      " --result-dir " + res.path());

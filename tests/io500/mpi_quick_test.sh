@@ -7,7 +7,7 @@ BIN=$2
 DIR=$(mktemp -d /tmp/io500-mpi.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 mkdir -p "$DIR/data"
-"$MPIRUN" --allow-run-as-root --oversubscribe -np 2 "$BIN" --mpi --quick --no-rnd4k \
+"$MPIRUN" --allow-run-as-root --oversubscribe -np 2 "$BIN" --mpi --quick --no-rnd4k --no-drop-caches \
   --progress 0 --mdtest-easy-files 200 --mdtest-hard-files 200 --ior-hard-segments 100 \
   --ior-easy-mib 8 --dir "$DIR/data" --result-dir "$DIR/res" > "$DIR/out.txt" 2>&1
 rc=$?

@@ -247,7 +247,9 @@ Status Run::EndPhase(PhaseResult* p, const Status& local_err) {
     std::printf("%s %20s %15f %s : time %.3f seconds%s\n",
                 p->group == ScoreGroup::kNone ? "[      ]" : "[RESULT]", p->name.c_str(), p->score,
                 p->name.rfind("ior", 0) == 0 ? "GiB/s" : "kIOPS", p->seconds,
-                failed > 0 ? " [ERRORS]" : "");
+                failed > 0 || !PhaseRuleProblems(*p, opt_.stonewall_seconds).empty()
+                    ? " [INVALID]"
+                    : "");
     std::fflush(stdout);
   }
   report_.phases.push_back(*p);

@@ -70,6 +70,23 @@ Score ComputeScore(const std::vector<PhaseResult>& phases) {
   return s;
 }
 
+std::vector<std::string> PhaseRuleProblems(const PhaseResult& p, int stonewall_seconds) {
+  std::vector<std::string> out;
+  if (IsWritePhase(p.name)) {
+    if (p.seconds < stonewall_seconds) {
+      out.push_back("runtime " + Num(p.seconds) + " s is below the stonewall (" +
+                    std::to_string(stonewall_seconds) +
+                    " s): every rank finished all its work early");
+    }
+    if (p.seconds < kMinWriteSeconds) {
+      out.push_back("runtime " + Num(p.seconds) + " s is below IO500's minimum of " +
+                    std::to_string(kMinWriteSeconds) + " s for a write phase");
+    }
+  }
+  if (p.group != ScoreGroup::kNone && !(p.score > 0)) out.push_back("score is 0");
+  return out;
+}
+
 void FinalizeReport(RunReport* r) {
   if (r->options.stonewall_seconds < kMinWriteSeconds) {
     r->problems.push_back("stonewall is " + std::to_string(r->options.stonewall_seconds) +
@@ -80,19 +97,8 @@ void FinalizeReport(RunReport* r) {
   }
   for (auto& p : r->phases) {
     if (!p.ran) continue;
-    if (IsWritePhase(p.name)) {
-      if (p.seconds < r->options.stonewall_seconds) {
-        p.problems.push_back("runtime " + Num(p.seconds) + " s is below the stonewall (" +
-                             std::to_string(r->options.stonewall_seconds) +
-                             " s): every rank finished all its work early");
-      }
-      if (p.seconds < kMinWriteSeconds) {
-        p.problems.push_back("runtime " + Num(p.seconds) + " s is below IO500's minimum of " +
-                             std::to_string(kMinWriteSeconds) + " s for a write phase");
-      }
-    }
-    if (p.group != ScoreGroup::kNone && !(p.score > 0)) {
-      p.problems.push_back("score is 0");
+    for (auto& prob : PhaseRuleProblems(p, r->options.stonewall_seconds)) {
+      p.problems.push_back(prob);
     }
     if (!p.problems.empty()) p.valid = false;
     if (!p.valid) {

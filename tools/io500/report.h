@@ -53,6 +53,10 @@ struct RunReport {
 // elsewhere), 0 if none; total = sqrt(bandwidth * metadata).
 Score ComputeScore(const std::vector<PhaseResult>& phases);
 
+// The rule violations of one finished phase on its own (runtime under the
+// stonewall or under 300 s for write phases, a 0 score); empty if none.
+std::vector<std::string> PhaseRuleProblems(const PhaseResult& phase, int stonewall_seconds);
+
 // Applies the validity rules to `report` (phase and run level) and fills in
 // report.score. Rules: a write phase shorter than the stonewall or than 300 s,
 // a configured stonewall under 300 s, any error, verify failure or 0 score.
