@@ -1,0 +1,296 @@
+// libsluice against a real local cluster: started once for the suite by
+// `sluice cluster start --config` in a mkdtemp directory on free ports, and
+// stopped (then any leftover pid killed) when the suite ends, even on failure.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "client/sluice.h"
+#include "client/sluice_client.h"
+#include "common/data_client.h"
+
+namespace sluice::client {
+namespace {
+
+namespace fs = std::filesystem;
+
+uint16_t FreePort() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+std::string g_dir, g_cfg;
+
+class ClientTest : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/sluice-client-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    g_dir = tmpl;
+    g_cfg = g_dir + "/cluster.toml";
+    std::ofstream f(g_cfg);
+    f << "[cluster]\nname = \"clienttest\"\nreplication = 2\nlease_ms = 1500\nheartbeat_ms = 300\n"
+      << "data_root = \"" << g_dir << "\"\n[mgmtd]\nport = " << FreePort() << "\n";
+    for (int i = 1; i <= 2; ++i) f << "[[meta]]\nid = " << i << "\nport = " << FreePort() << "\n";
+    for (int i = 1; i <= 4; ++i) f << "[[data]]\nid = " << i << "\nport = " << FreePort() << "\n";
+    f.close();
+    std::string start = std::string(SLUICE_BIN_DIR) + "/sluice cluster start --config " + g_cfg + " > " + g_dir +
+                        "/start.txt 2>&1";
+    // Start is idempotent; a second call waits for what the first launched.
+    if (std::system(start.c_str()) != 0) {
+      int rc = std::system(start.c_str());
+      std::ifstream out(g_dir + "/start.txt");
+      std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+      ASSERT_EQ(rc, 0) << "cluster start failed:\n" << text;
+    }
+  }
+  static void TearDownTestSuite() {
+    std::string stop = std::string(SLUICE_BIN_DIR) + "/sluice cluster stop --config " + g_cfg + " > /dev/null 2>&1";
+    (void)std::system(stop.c_str());
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(g_dir + "/run", ec)) {
+      std::ifstream p(e.path());
+      pid_t pid = 0;
+      if (p >> pid && pid > 0) kill(pid, SIGKILL);
+    }
+    fs::remove_all(g_dir, ec);
+  }
+
+ protected:
+  void SetUp() override {
+    ClientOptions o;
+    o.cluster = g_cfg;
+    auto c = Client::Connect(o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    c_ = std::move(c.value());
+  }
+  std::unique_ptr<Client> Second() {
+    ClientOptions o;
+    o.cluster = g_cfg;
+    auto c = Client::Connect(o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c.value()) : nullptr;
+  }
+  std::unique_ptr<Client> c_;
+};
+
+std::vector<char> Random(size_t n, uint64_t seed) {
+  std::vector<char> v(n);
+  std::mt19937_64 r(seed);
+  for (auto& b : v) b = static_cast<char>(r());
+  return v;
+}
+
+TEST_F(ClientTest, StripedWriteReadBackAcrossChains) {
+  auto data = Random(10 * (1 << 20) + 12345, 1);
+  auto f = c_->Open("/striped", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  // Odd-sized writes: exercise the write-behind buffer and chunk boundaries.
+  for (size_t off = 0; off < data.size(); off += 100000) {
+    size_t n = std::min<size_t>(100000, data.size() - off);
+    auto w = (*f)->Write(data.data() + off, n);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+  }
+  InodeAttr attr = (*f)->attr();
+  ASSERT_TRUE((*f)->Close().ok());
+  std::set<uint32_t> chains;
+  for (uint64_t i = 0; i < 10; ++i) chains.insert(c_->ChainOf(attr, i));
+  EXPECT_GE(chains.size(), 2u) << "chunks of one file should rotate over several chains";
+
+  auto st = c_->Stat("/striped");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size(), data.size());
+  auto r = c_->Open("/striped", O_RDONLY);
+  ASSERT_TRUE(r.ok());
+  std::vector<char> back(data.size() + 100);
+  size_t got = 0;
+  for (;;) {
+    auto n = (*r)->Read(back.data() + got, 1 << 20);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    got += *n;
+  }
+  ASSERT_EQ(got, data.size());
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), back.begin()));
+  // A random pread in the middle (not sequential: bypasses read-ahead).
+  std::vector<char> mid(3000);
+  auto n = (*r)->Pread(mid.data(), mid.size(), 5 * (1 << 20) - 1000);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(0, std::memcmp(mid.data(), data.data() + 5 * (1 << 20) - 1000, mid.size()));
+  EXPECT_GT(c_->stats().read_ahead_hits.load(), 0u);
+}
+
+TEST_F(ClientTest, HolesReadZerosAndOffsetsPast4GiB) {
+  auto f = c_->Open("/holes", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  ASSERT_TRUE(f.ok());
+  uint64_t far = (5ull << 30) + 17;
+  ASSERT_TRUE((*f)->Pwrite("end", 3, far).ok());
+  ASSERT_TRUE((*f)->Pwrite("start", 5, 0).ok());
+  ASSERT_TRUE((*f)->Fsync().ok());
+  EXPECT_EQ((*f)->Size(), far + 3);
+  std::vector<char> buf(1 << 20, 'x');
+  auto n = (*f)->Pread(buf.data(), buf.size(), 3ull << 30);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, buf.size());
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }));
+  char tail[8] = {};
+  n = (*f)->Pread(tail, 8, far - 2);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 5u);
+  EXPECT_EQ(std::string(tail, 5), std::string("\0\0end", 5));
+  ASSERT_TRUE((*f)->Close().ok());
+  auto other = Second();
+  ASSERT_TRUE(other);
+  auto st = other->Stat("/holes");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size(), far + 3) << "length reported on close, seen by another client";
+}
+
+TEST_F(ClientTest, TruncateDownAndUpDropsOldBytes) {
+  auto data = Random(3 << 20, 2);
+  auto f = c_->Open("/trunc", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Pwrite(data.data(), data.size(), 0).ok());
+  ASSERT_TRUE((*f)->Truncate(1000).ok());
+  ASSERT_TRUE((*f)->Truncate(2 << 20).ok());
+  std::vector<char> back(2 << 20);
+  auto n = (*f)->Pread(back.data(), back.size(), 0);
+  ASSERT_TRUE(n.ok());
+  ASSERT_EQ(*n, back.size());
+  EXPECT_EQ(0, std::memcmp(back.data(), data.data(), 1000));
+  EXPECT_TRUE(std::all_of(back.begin() + 1000, back.end(), [](char c) { return c == 0; }));
+  ASSERT_TRUE((*f)->Close().ok());
+}
+
+TEST_F(ClientTest, BatchReadCompletesEveryItemOnce) {
+  auto a = Random(4 << 20, 3), b = Random(3 << 20, 4);
+  for (auto& [name, d] : {std::pair{"/ba", &a}, std::pair{"/bb", &b}}) {
+    auto f = c_->Open(name, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->Pwrite(d->data(), d->size(), 0).ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  auto fa = c_->Open("/ba", O_RDONLY), fb = c_->Open("/bb", O_RDONLY);
+  ASSERT_TRUE(fa.ok() && fb.ok());
+  std::mt19937_64 r(5);
+  std::vector<BatchReadItem> items(64);
+  std::vector<std::vector<char>> bufs(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    bool first = i % 2 == 0;
+    auto& d = first ? a : b;
+    items[i].file = first ? fa->get() : fb->get();
+    items[i].length = 1 + r() % 300000;
+    items[i].offset = r() % d.size();
+    bufs[i].resize(items[i].length);
+    items[i].dest = bufs[i].data();
+  }
+  items[7].offset = b.size() + 10;  // past the end of /bb: 0 bytes
+  std::vector<std::atomic<int>> done(items.size());
+  ASSERT_TRUE(c_->BatchRead(items, [&](size_t i) { done[i]++; }).ok());
+  for (size_t i = 0; i < items.size(); ++i) {
+    EXPECT_EQ(done[i].load(), 1) << "item " << i;
+    ASSERT_TRUE(items[i].status.ok()) << items[i].status.ToString();
+    auto& d = i % 2 == 0 ? a : b;
+    size_t want = items[i].offset >= d.size() ? 0 : std::min<size_t>(items[i].length, d.size() - items[i].offset);
+    ASSERT_EQ(items[i].bytes, want) << "item " << i;
+    EXPECT_EQ(0, std::memcmp(bufs[i].data(), d.data() + std::min(items[i].offset, d.size()), want)) << "item " << i;
+  }
+}
+
+TEST_F(ClientTest, UnlinkRemovesChunksFromEveryReplica) {
+  auto data = Random(4 << 20, 6);
+  auto f = c_->Open("/doomed", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Pwrite(data.data(), data.size(), 0).ok());
+  InodeAttr attr = (*f)->attr();
+  ASSERT_TRUE((*f)->Close().ok());
+  auto map = c_->data()->Map();
+  ASSERT_TRUE(map.ok());
+  auto chunks_on_replicas = [&] {
+    size_t n = 0;
+    for (uint64_t i = 0; i < 4; ++i) {
+      uint32_t chain = c_->ChainOf(attr, i);
+      for (auto& ch : map->chains()) {
+        if (ch.id() != chain) continue;
+        for (uint32_t t : ch.members()) {
+          auto q = c_->data()->QueryChunks(t, attr.ino(), {i});
+          EXPECT_TRUE(q.ok()) << q.status().ToString();
+          if (q.ok()) n += q->size();
+        }
+      }
+    }
+    return n;
+  };
+  EXPECT_EQ(chunks_on_replicas(), 8u) << "4 chunks x 2 replicas before unlink";
+  ASSERT_TRUE(c_->Unlink("/doomed").ok());
+  EXPECT_EQ(chunks_on_replicas(), 0u) << "chunks left behind after unlink";
+  EXPECT_EQ(c_->Stat("/doomed").status().code(), Code::kNotFound);
+}
+
+TEST_F(ClientTest, ConnectToNothingFailsClearlyWithinDeadline) {
+  ClientOptions o;
+  o.cluster = "127.0.0.1:" + std::to_string(FreePort());
+  o.deadline_ms = 1500;
+  auto t0 = std::chrono::steady_clock::now();
+  auto c = Client::Connect(o);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(o.cluster), std::string::npos) << c.status().ToString();
+  EXPECT_LT(ms, 15000);
+}
+
+int CountEntry(const char*, uint32_t, void* arg) {
+  ++*static_cast<int*>(arg);
+  return 0;
+}
+
+TEST_F(ClientTest, CApi) {
+  sluice_client_t* c = nullptr;
+  ASSERT_EQ(sluice_connect(g_cfg.c_str(), nullptr, nullptr, &c), 0) << sluice_last_error();
+  EXPECT_EQ(sluice_mkdir(c, "/capi", 0755), 0);
+  EXPECT_EQ(sluice_mkdir(c, "/capi", 0755), -EEXIST);
+  sluice_file_t* f = nullptr;
+  EXPECT_EQ(sluice_open(c, "/capi/missing", O_RDONLY, 0, &f), -ENOENT);
+  EXPECT_NE(std::string(sluice_last_error()).find("missing"), std::string::npos) << sluice_last_error();
+  ASSERT_EQ(sluice_open(c, "/capi/f", O_CREAT | O_RDWR, 0600, &f), 0);
+  EXPECT_EQ(sluice_pwrite(f, "hello world", 11, 0), 11);
+  char buf[16] = {};
+  EXPECT_EQ(sluice_pread(f, buf, sizeof buf, 6), 5);
+  EXPECT_EQ(std::string(buf, 5), "world");
+  EXPECT_EQ(sluice_close(f), 0);
+  sluice_stat_t st;
+  ASSERT_EQ(sluice_stat(c, "/capi/f", &st), 0);
+  EXPECT_EQ(st.size, 11u);
+  EXPECT_EQ(st.mode, 0600u);
+  int n = 0;
+  EXPECT_EQ(sluice_readdir(c, "/capi", CountEntry, &n), 1);
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(sluice_rmdir(c, "/capi"), -ENOTEMPTY);
+  EXPECT_EQ(sluice_unlink(c, "/capi/f"), 0);
+  EXPECT_EQ(sluice_stat(c, "/capi/f", &st), -ENOENT);
+  EXPECT_EQ(sluice_rmdir(c, "/capi"), 0);
+  sluice_disconnect(c);
+}
+
+}  // namespace
+}  // namespace sluice::client
