@@ -37,7 +37,7 @@ constexpr CodeInfo kCodes[] = {
     {Code::kRange, ERANGE, "RANGE"},
     {Code::kLoop, ELOOP, "LOOP"},
     {Code::kInternal, EIO, "INTERNAL"},
-    {Code::kCorrupt, EBADMSG, "CORRUPT"},
+    {Code::kCorrupt, EIO, "CORRUPT"},  // a checksum mismatch is EIO to users
 };
 static_assert(sizeof(kCodes) / sizeof(kCodes[0]) == static_cast<size_t>(Code::kMaxCode));
 
@@ -52,7 +52,7 @@ int CodeToErrno(Code code) {
 Code ErrnoToCode(int err) {
   if (err == 0) return Code::kOk;
   for (const auto& c : kCodes) {
-    if (c.err == err && c.code != Code::kInternal) return c.code;
+    if (c.err == err && c.code != Code::kInternal && c.code != Code::kCorrupt) return c.code;
   }
   switch (err) {
     case ENOTSUP: return Code::kUnsupported;

@@ -40,7 +40,7 @@ enum class Code : uint32_t {
   kRange = 22,            // ERANGE (xattr buffer too small)
   kLoop = 23,             // ELOOP
   kInternal = 24,         // anything else; always with a message
-  kCorrupt = 25,          // EBADMSG: stored data does not match its checksum
+  kCorrupt = 25,          // EIO: stored data does not match its checksum
   kMaxCode = 26,
 };
 
