@@ -301,7 +301,7 @@ TEST(MetaProcess, AcknowledgedCreatesSurviveKill9) {
   }
   ASSERT_GE(acked_count(), 400u);
   // Kill both shards with creates in flight; the writers stop issuing new
-  // ones at the same moment (their clients are not used again: see below).
+  // ones at the same moment (see below why).
   stop = true;
   cl.shard_proc(1).Kill(9);
   cl.shard_proc(0).Kill(9);
@@ -323,9 +323,9 @@ TEST(MetaProcess, AcknowledgedCreatesSurviveKill9) {
   EXPECT_GT(on_shard[1], 0);
   auto all = ListAll(*c, d->ino(), 500);
   EXPECT_GE(all.size(), acked.size());
-  // The writers' clients are not reused: a process that had calls in flight
-  // to a killed peer can crash in libfabric's fi_send on its next call to the
-  // restarted peer (transport problem in common/, reported).
+  // The writers' clients are not reused and stop before the kill: an RpcClient
+  // that calls a server while it is down crashes in libfabric's fi_send
+  // (transport problem in common/, reported).
 }
 
 // A file on shard 0 renamed to a name on shard 1: two participants, so the
@@ -396,9 +396,9 @@ TEST(MetaProcess, CrossShardRenameCoordinatorKilledAtEachStep) {
 }
 
 // Disabled: the coordinator shard (and then this test) crashes inside
-// libfabric's fi_send (tcp and tcp;ofi_rxm, libfabric 1.17) on its first call
-// to the participant after that participant was killed with a call in
-// flight and restarted — a transport problem in common/ (reported), not a
+// libfabric's fi_send (tcp and tcp;ofi_rxm, libfabric 1.17) when it calls the
+// participant while that is down (abort, recovery) — an RpcClient calling any
+// killed server crashes: a transport problem in common/ (reported), not a
 // namespace one. Run it with --gtest_also_run_disabled_tests.
 TEST(MetaProcess, DISABLED_CrossShardRenameParticipantKilledAfterPrepare) {
   MetaProcCluster cl(2);
@@ -427,8 +427,8 @@ TEST(MetaProcess, DISABLED_CrossShardRenameParticipantKilledAfterPrepare) {
 
 // Shard 1 dies when the commit decision arrives: the rename is acknowledged
 // (the decision is durable) and the restarted shard applies it.
-// Disabled for the same transport crash (the coordinator's next call to the
-// restarted participant); run with --gtest_also_run_disabled_tests.
+// Disabled for the same transport crash (the coordinator's recovery calls the
+// participant while it is down); run with --gtest_also_run_disabled_tests.
 TEST(MetaProcess, DISABLED_CrossShardRenameParticipantKilledBeforeApplyingCommit) {
   MetaProcCluster cl(2);
   ASSERT_TRUE(cl.StartAll());
