@@ -757,6 +757,18 @@ Status Client::BatchRead(std::span<BatchReadItem> items, const std::function<voi
 
 // ----------------------------------------------------------------- File --
 
+struct File::Window {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status status;
+  uint64_t off = 0;
+  size_t len = 0;  // requested
+  size_t got = 0;  // read
+  uint64_t gen = 0;
+  std::vector<char> data;
+};
+
 File::File(Client* c, InodeAttr attr, int flags, std::shared_ptr<InodeState> st)
     : client_(c), attr_(std::move(attr)), flags_(flags), st_(std::move(st)) {}
 
@@ -891,32 +903,61 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
   }
   if (offset >= size || n == 0) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, size - offset));
-  // Served from the window?
-  if (ra_gen_ == gen && offset >= ra_off_ && offset + n <= ra_off_ + ra_len_) {
-    std::memcpy(buf, ra_.data() + (offset - ra_off_), n);
-    last_read_end_ = offset + n;
-    client_->stats_.read_ahead_hits++;
-    return n;
-  }
   size_t window = client_->options_.read_ahead_bytes;
-  bool sequential = offset == last_read_end_ || (ra_len_ > 0 && offset >= ra_off_ && offset < ra_off_ + ra_len_);
+  bool sequential = offset == last_read_end_;
   last_read_end_ = offset + n;
-  if (!sequential || window <= n) return client_->ReadChunks(attr_, buf, n, offset, size);
-  // Fill a new window starting here, aligned to the chunk so that each chain
-  // serves whole chunks.
-  size_t len = static_cast<size_t>(std::min<uint64_t>(window, size - offset));
-  ra_.resize(window);
-  auto r = client_->ReadChunks(attr_, ra_.data(), len, offset, size);
-  if (!r.ok()) {
-    ra_len_ = 0;
-    return r.status();
+  auto usable = [&](const std::shared_ptr<Window>& w) {
+    return w && w->gen == gen && offset >= w->off && offset < w->off + w->len;
+  };
+  if (!usable(cur_) && usable(next_)) {
+    cur_ = std::move(next_);
+    next_.reset();
   }
-  ra_off_ = offset;
-  ra_len_ = *r;
-  ra_gen_ = gen;
-  size_t got = std::min(n, ra_len_);
-  std::memcpy(buf, ra_.data(), got);
+  if (!usable(cur_)) {
+    if (!sequential || window <= n) return client_->ReadChunks(attr_, buf, n, offset, size);
+    cur_ = StartWindow(offset, size, gen);
+    next_.reset();
+  }
+  Window& w = *cur_;
+  {
+    std::unique_lock<std::mutex> l(w.mu);
+    w.cv.wait(l, [&] { return w.done; });
+  }
+  if (!w.status.ok()) {
+    Status s = w.status;
+    cur_.reset();
+    return s;
+  }
+  size_t got = static_cast<size_t>(std::min<uint64_t>(n, w.off + w.got - offset));
+  std::memcpy(buf, w.data.data() + (offset - w.off), got);
+  client_->stats_.read_ahead_hits++;
+  // Fetch the next window while this one is consumed.
+  uint64_t next_off = w.off + w.len;
+  if (!next_ && next_off < size) next_ = StartWindow(next_off, size, gen);
   return got;
+}
+
+
+std::shared_ptr<File::Window> File::StartWindow(uint64_t offset, uint64_t size, uint64_t gen) {
+  auto w = std::make_shared<Window>();
+  w->off = offset;
+  w->len = static_cast<size_t>(std::min<uint64_t>(client_->options_.read_ahead_bytes, size - offset));
+  w->gen = gen;
+  w->data.resize(w->len);
+  Client* c = client_;
+  InodeAttr attr = attr_;
+  c->pool_->Submit([c, attr, w, size] {
+    auto r = c->ReadChunks(attr, w->data.data(), w->len, w->off, size);
+    std::lock_guard<std::mutex> l(w->mu);
+    if (r.ok()) {
+      w->got = *r;
+    } else {
+      w->status = r.status();
+    }
+    w->done = true;
+    w->cv.notify_all();
+  });
+  return w;
 }
 
 Result<uint64_t> File::Seek(int64_t offset, int whence) {

@@ -146,7 +146,6 @@ class File {
   friend class Client;
   File(Client* c, InodeAttr attr, int flags, std::shared_ptr<InodeState> st);
   Status FlushBuffer(bool wait);
-  Result<size_t> ReadAt(void* buf, size_t n, uint64_t offset);
   Result<size_t> ReadAhead(void* buf, size_t n, uint64_t offset);
 
   Client* client_;
@@ -159,11 +158,11 @@ class File {
   // Write-behind buffer: bytes [wb_off_, wb_off_ + wb_.size()).
   uint64_t wb_off_ = 0;
   std::vector<char> wb_;
-  // Read-ahead window: bytes [ra_off_, ra_off_ + ra_len_) as of generation ra_gen_.
-  uint64_t ra_off_ = 0;
-  size_t ra_len_ = 0;
-  uint64_t ra_gen_ = 0;
-  std::vector<char> ra_;
+  // Read-ahead: the window being consumed and the next one, fetched in the
+  // background while the caller works through the current one.
+  struct Window;
+  std::shared_ptr<Window> StartWindow(uint64_t offset, uint64_t size, uint64_t gen);
+  std::shared_ptr<Window> cur_, next_;
   uint64_t last_read_end_ = UINT64_MAX;
 };
 
