@@ -243,6 +243,24 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     q.set_mtime_ns(ns(attr->st_mtim));
   }
   q.set_valid(valid);
+  {
+    // An orphan (unlinked, still open) has no inode record left in meta: keep
+    // the change in the mount's copy (the writeback cache sends mtime updates
+    // at close). A size change still flushes and reaches the data.
+    std::lock_guard<std::mutex> l(fs->mu);
+    auto it = fs->open.find(ino);
+    if (it != fs->open.end() && it->second.orphan) {
+      InodeAttr& a = it->second.attr;
+      if (valid & meta::kSetMode) a.set_mode(q.mode());
+      if (valid & meta::kSetUid) a.set_uid(q.uid());
+      if (valid & meta::kSetGid) a.set_gid(q.gid());
+      if (valid & meta::kSetSize) a.set_size(q.size());
+      if (valid & meta::kSetMtime) a.set_mtime_ns(q.mtime_ns() == meta::kTimeNow ? a.ctime_ns() : q.mtime_ns());
+      struct stat s;
+      ToStat(a, &s);
+      return (void)fuse_reply_attr(req, &s, 0);
+    }
+  }
   auto r = fs->client->SetAttr(q);
   if (!r.ok()) return ReplyErr(req, r.status());
   struct stat s;

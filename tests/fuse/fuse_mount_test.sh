@@ -8,6 +8,7 @@
 #   - a data server killed (kill -9) during reads: replication 2, the reads
 #     continue without an error and return the right bytes
 #   fuse_mount_test.sh BIN_DIR SOURCE_DIR [PART...]   PART: posix tools kill helper (default all)
+# $SLUICE_FUSE_OPTS adds sluice-fuse options to both mounts (e.g. --writeback-cache).
 set -euo pipefail
 BIN=$1
 SRC=$2
@@ -60,8 +61,8 @@ for d in 1 2 3 4; do printf '[[data]]\nid = %d\nport = %d\n' "$d" "$(free_port)"
 # for what the first one launched.
 "$BIN/sluice" cluster start --config "$CFG" > "$TMP/start.txt" 2>&1 ||
   "$BIN/sluice" cluster start --config "$CFG" >> "$TMP/start.txt" 2>&1 || { cat "$TMP/start.txt"; fail "cluster start"; }
-"$BIN/sluice" mount "$MA" --config "$CFG" --log "$TMP/fuse_a.log" || fail "sluice mount A"
-"$BIN/sluice" mount "$MB" --config "$CFG" --log "$TMP/fuse_b.log" || fail "sluice mount B"
+"$BIN/sluice" mount "$MA" --config "$CFG" --log "$TMP/fuse_a.log" ${SLUICE_FUSE_OPTS:-} || fail "sluice mount A"
+"$BIN/sluice" mount "$MB" --config "$CFG" --log "$TMP/fuse_b.log" ${SLUICE_FUSE_OPTS:-} || fail "sluice mount B"
 grep -q " $MA fuse.sluice " /proc/mounts || fail "mount A not in /proc/mounts after sluice mount returned"
 echo "ok   mounted two clients"
 
