@@ -910,6 +910,11 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
     return w && w->gen == gen && offset >= w->off && offset < w->off + w->len;
   };
   if (!usable(cur_) && usable(next_)) {
+    // The consumed window's memory (its fetch is done) becomes the next one's.
+    if (cur_ && spare_.empty()) {
+      std::lock_guard<std::mutex> l(cur_->mu);
+      if (cur_->done) spare_.swap(cur_->data);
+    }
     cur_ = std::move(next_);
     next_.reset();
   }
@@ -943,7 +948,9 @@ std::shared_ptr<File::Window> File::StartWindow(uint64_t offset, uint64_t size, 
   w->off = offset;
   w->len = static_cast<size_t>(std::min<uint64_t>(client_->options_.read_ahead_bytes, size - offset));
   w->gen = gen;
-  w->data.resize(w->len);
+  w->data.swap(spare_);
+  spare_.clear();
+  if (w->data.size() < w->len) w->data.resize(w->len);
   Client* c = client_;
   InodeAttr attr = attr_;
   c->pool_->Submit([c, attr, w, size] {

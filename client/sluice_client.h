@@ -163,6 +163,7 @@ class File {
   struct Window;
   std::shared_ptr<Window> StartWindow(uint64_t offset, uint64_t size, uint64_t gen);
   std::shared_ptr<Window> cur_, next_;
+  std::vector<char> spare_;  // a consumed window's memory, reused (no page faults)
   uint64_t last_read_end_ = UINT64_MAX;
 };
 

@@ -17,7 +17,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -86,7 +88,23 @@ int Umount(int argc, char** argv) {
     std::fprintf(stderr, "usage: sluice umount MOUNTPOINT\n");
     return 2;
   }
-  int rc = Exec({"fusermount3", "-u", argv[1]});
+  char* real = realpath(argv[1], nullptr);
+  std::string mp = real ? real : argv[1];
+  std::free(real);
+  std::ifstream mounts("/proc/mounts");
+  std::string line;
+  bool mounted = false;
+  while (std::getline(mounts, line)) {
+    std::istringstream ls(line);
+    std::string src, dir;
+    ls >> src >> dir;
+    if (dir == mp) mounted = true;
+  }
+  if (!mounted) {
+    std::fprintf(stderr, "sluice umount: nothing is mounted on %s\n", mp.c_str());
+    return 1;
+  }
+  int rc = Exec({"fusermount3", "-u", mp});
   if (rc != 0) {
     std::fprintf(stderr, "sluice umount: could not unmount %s (busy? close files under it, or use `fusermount3 -uz %s`)\n",
                  argv[1], argv[1]);
