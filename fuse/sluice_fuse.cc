@@ -627,7 +627,8 @@ void Usage() {
                "  --config FILE   cluster config (default: $SLUICE_HOME/local/cluster.toml, ~/.sluice/...)\n"
                "  -f              stay in the foreground\n"
                "  --entry-timeout/--attr-timeout S   kernel cache timeouts in seconds (default 1)\n"
-               "  --writeback-cache                  let the kernel cache writes (faster small writes)\n");
+               "  --writeback-cache                  let the kernel cache writes (faster small writes)\n"
+               "  --log FILE      daemon log (default: $SLUICE_HOME/logs/fuse<mountpoint>.log)\n");
 }
 
 bool ParseArgs(int argc, char** argv, MountOptions* o) {
@@ -792,8 +793,20 @@ int main(int argc, char** argv) {
   close(p[0]);
   setsid();
   if (chdir("/") != 0) return 1;
+  if (o.log.empty()) {
+    // Default: $SLUICE_HOME/logs/fuse<mountpoint with '/' as '_'>.log
+    const char* h = std::getenv("SLUICE_HOME");
+    const char* home = std::getenv("HOME");
+    std::string dir = h ? std::string(h) : std::string(home ? home : "/root") + "/.sluice";
+    mkdir(dir.c_str(), 0755);
+    dir += "/logs";
+    mkdir(dir.c_str(), 0755);
+    std::string name = o.mountpoint;
+    for (char& ch : name) ch = ch == '/' ? '_' : ch;
+    o.log = dir + "/fuse" + name + ".log";
+  }
   int nul = open("/dev/null", O_RDWR);
-  int logfd = o.log.empty() ? nul : open(o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  int logfd = open(o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (logfd < 0) logfd = nul;
   dup2(nul, 0);
   dup2(logfd, 1);
