@@ -116,7 +116,9 @@ class Endpoint {
   Result<std::string> Resolve(const std::string& host, uint16_t port) const;
   // Inserts a raw address into the address vector (cached), returning its fi_addr.
   Result<fi_addr_t> Insert(const std::string& raw_address);
-  // Forgets a peer (after it failed), so the next Insert re-creates its state.
+  // Forgets a peer. Beware: libfabric 1.17's tcp provider crashes in a later
+  // fi_send to a removed address that is inserted again; the RPC layer keeps
+  // failed peers in the address vector (the provider reconnects by itself).
   void Remove(const std::string& raw_address);
 
   // Registers [addr, addr+len) for local use and remote read/write.

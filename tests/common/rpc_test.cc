@@ -357,6 +357,28 @@ TEST_P(RpcProcessTest, ServerKilledMidCallThenRestarted) {
   EXPECT_EQ(r2.data(), "again");
 }
 
+// A call to a server that died after an earlier call succeeded fails cleanly
+// (no crash, prompt error), and calls work again once it is back.
+TEST_P(RpcProcessTest, CallAfterServerDiedBetweenCalls) {
+  EchoResponse resp;
+  ASSERT_TRUE(Echo("first", &resp).status.ok());
+  server_.Kill(9);
+  for (int i = 0; i < 3; i++) {
+    uint64_t t0 = NowMillis();
+    auto r = Echo("to the dead", &resp, CallOptions{20000});
+    EXPECT_FALSE(r.status.ok());
+    EXPECT_LT(NowMillis() - t0, 5000u) << r.status.ToString();
+  }
+  StartServer();
+  CallResult res;
+  for (int i = 0; i < 30; i++) {
+    res = Echo("back", &resp, CallOptions{2000});
+    if (res.status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(res.status.ok()) << res.status.ToString();
+}
+
 // Hostile frames from a raw endpoint: each is refused with a clear log line or
 // an error reply, and the server keeps serving everyone.
 TEST_P(RpcProcessTest, HostileFramesDoNotHurtOthers) {
