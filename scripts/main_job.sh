@@ -34,7 +34,8 @@ mkdir -p "$WORK"
 ls -la "$WORK/tiny/packed"
 
 step "IO500 (quick) on the mount"
-"$BIN/sluice" io500 --quick --dir "$WORK/io500" || echo "io500 reported an error (see above)"
+mkdir -p "$WORK/io500"
+"$BIN/sluice" io500 --quick --dir "$WORK/io500" --result-dir "$HOME_DIR/io500-results" || echo "io500 reported an error (see above)"
 
 step "done"
 echo "Sluice is running and mounted at $MNT."
