@@ -7,7 +7,7 @@
 // are registered (RegisterMemory) and one batch's buffers are contiguous;
 // otherwise through one bounce buffer per batch. Every read is checked end to
 // end: the CRC32C the server computed over the bytes it sent is compared with
-// the bytes that arrived, and a mismatch is kCorrupt (EBADMSG) naming target
+// the bytes that arrived, and a mismatch is kCorrupt (EIO to users) naming target
 // and chunk — never silently returned bytes. A replica that fails a read
 // (kCorrupt, kUnavailable, kIo, ...) is skipped for another one.
 //
