@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,7 +53,9 @@ class MetaProcCluster {
   ::testing::AssertionResult StartAll() {
     std::string log = dir_.path() + "/mgmtd.log";
     mgmtd_ = test::Child::Spawn(Guarded({test::BinDir() + "/sluice-mgmtd", "--config", config_}), log);
-    if (!test::WaitForText(log, "serving on")) return ::testing::AssertionFailure() << "mgmtd: see " << log;
+    if (!test::WaitForText(log, "serving on")) {
+      return ::testing::AssertionFailure() << "mgmtd not serving; " << log << ":\n" << Tail(log);
+    }
     for (int i = 0; i < shards_; ++i) {
       auto r = StartShard(i);
       if (!r) return r;
@@ -71,7 +74,8 @@ class MetaProcCluster {
     procs_[shard] = test::Child::Spawn(argv, log);
     last_log_ = log;
     if (!test::WaitForText(log, "serving on", 15000)) {
-      return ::testing::AssertionFailure() << "shard " << shard << " not serving; see " << log;
+      return ::testing::AssertionFailure() << "shard " << shard << " not serving; " << log << ":\n"
+                                           << Tail(log);
     }
     return ::testing::AssertionSuccess();
   }
@@ -92,6 +96,13 @@ class MetaProcCluster {
     auto c = MetaClient::Open(o);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(c.value()) : nullptr;
+  }
+
+  // The last lines of a log (the temp dir is gone when the test reports).
+  static std::string Tail(const std::string& path, size_t bytes = 2000) {
+    std::ifstream f(path);
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return all.size() > bytes ? all.substr(all.size() - bytes) : all;
   }
 
   // One raw RPC client for the test's direct shard calls, made on first use
