@@ -906,50 +906,67 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
   size_t window = client_->options_.read_ahead_bytes;
   bool sequential = offset == last_read_end_;
   last_read_end_ = offset + n;
-  auto usable = [&](const std::shared_ptr<Window>& w) {
-    return w && w->gen == gen && offset >= w->off && offset < w->off + w->len;
+  auto covers = [&](const std::shared_ptr<Window>& w, uint64_t at) {
+    return w && w->gen == gen && at >= w->off && at < w->off + w->len;
   };
-  if (!usable(cur_) && usable(next_)) {
-    // The consumed window's memory (its fetch is done) becomes the next one's.
-    if (cur_ && spare_.empty()) {
-      std::lock_guard<std::mutex> l(cur_->mu);
-      if (cur_->done) spare_.swap(cur_->data);
+  // A read that continues the previous one (or lands in a window already
+  // fetched) is served from the windows; others go straight to the servers.
+  bool in_windows = covers(cur_, offset);
+  for (auto& w : ahead_) in_windows = in_windows || covers(w, offset);
+  if (!in_windows && (!sequential || window <= n)) return client_->ReadChunks(attr_, buf, n, offset, size);
+  const size_t depth = std::max<size_t>(1, client_->options_.read_ahead_windows);
+  size_t done = 0;
+  while (done < n) {
+    uint64_t at = offset + done;
+    if (!covers(cur_, at)) {
+      // Drop windows before `at` (recycling their memory), or start afresh.
+      while (!ahead_.empty() && !covers(ahead_.front(), at)) ahead_.pop_front();
+      if (cur_) {
+        std::lock_guard<std::mutex> l(cur_->mu);
+        if (cur_->done && cur_->data.size() >= window) spare_.push_back(std::move(cur_->data));
+      }
+      if (!ahead_.empty()) {
+        cur_ = std::move(ahead_.front());
+        ahead_.pop_front();
+      } else {
+        cur_ = StartWindow(at, size, gen);
+      }
     }
-    cur_ = std::move(next_);
-    next_.reset();
+    Window& w = *cur_;
+    {
+      std::unique_lock<std::mutex> l(w.mu);
+      w.cv.wait(l, [&] { return w.done; });
+    }
+    if (!w.status.ok()) {
+      Status s = w.status;
+      cur_.reset();
+      ahead_.clear();
+      return s;
+    }
+    // Keep `depth` windows fetching ahead while this one is consumed.
+    uint64_t next_off = ahead_.empty() ? w.off + w.len : ahead_.back()->off + ahead_.back()->len;
+    while (ahead_.size() < depth && next_off < size) {
+      ahead_.push_back(StartWindow(next_off, size, gen));
+      next_off = ahead_.back()->off + ahead_.back()->len;
+    }
+    if (at >= w.off + w.got) break;  // the window came back short: end of the data
+    size_t take = static_cast<size_t>(std::min<uint64_t>(n - done, w.off + w.got - at));
+    std::memcpy(static_cast<char*>(buf) + done, w.data.data() + (at - w.off), take);
+    done += take;
   }
-  if (!usable(cur_)) {
-    if (!sequential || window <= n) return client_->ReadChunks(attr_, buf, n, offset, size);
-    cur_ = StartWindow(offset, size, gen);
-    next_.reset();
-  }
-  Window& w = *cur_;
-  {
-    std::unique_lock<std::mutex> l(w.mu);
-    w.cv.wait(l, [&] { return w.done; });
-  }
-  if (!w.status.ok()) {
-    Status s = w.status;
-    cur_.reset();
-    return s;
-  }
-  size_t got = static_cast<size_t>(std::min<uint64_t>(n, w.off + w.got - offset));
-  std::memcpy(buf, w.data.data() + (offset - w.off), got);
   client_->stats_.read_ahead_hits++;
-  // Fetch the next window while this one is consumed.
-  uint64_t next_off = w.off + w.len;
-  if (!next_ && next_off < size) next_ = StartWindow(next_off, size, gen);
-  return got;
+  return done;
 }
-
 
 std::shared_ptr<File::Window> File::StartWindow(uint64_t offset, uint64_t size, uint64_t gen) {
   auto w = std::make_shared<Window>();
   w->off = offset;
   w->len = static_cast<size_t>(std::min<uint64_t>(client_->options_.read_ahead_bytes, size - offset));
   w->gen = gen;
-  w->data.swap(spare_);
-  spare_.clear();
+  if (!spare_.empty()) {
+    w->data = std::move(spare_.back());
+    spare_.pop_back();
+  }
   if (w->data.size() < w->len) w->data.resize(w->len);
   Client* c = client_;
   InodeAttr attr = attr_;

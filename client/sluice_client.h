@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,8 @@ struct ClientOptions {
   uint32_t deadline_ms = 30000;
   // Sequential reads fetch this many bytes ahead (0 disables read-ahead).
   size_t read_ahead_bytes = 8u << 20;
+  // Windows of read_ahead_bytes fetched ahead of the reader at once.
+  size_t read_ahead_windows = 2;
   // Writes are buffered up to this many bytes per file before they are sent,
   // and at most `write_inflight_bytes` per file are in flight at once.
   size_t write_behind_bytes = 4u << 20;
@@ -162,8 +165,9 @@ class File {
   // background while the caller works through the current one.
   struct Window;
   std::shared_ptr<Window> StartWindow(uint64_t offset, uint64_t size, uint64_t gen);
-  std::shared_ptr<Window> cur_, next_;
-  std::vector<char> spare_;  // a consumed window's memory, reused (no page faults)
+  std::shared_ptr<Window> cur_;
+  std::deque<std::shared_ptr<Window>> ahead_;
+  std::vector<std::vector<char>> spare_;  // consumed windows' memory, reused (no page faults)
   uint64_t last_read_end_ = UINT64_MAX;
 };
 

@@ -124,10 +124,15 @@ TEST_F(ClientTest, StripedWriteReadBackAcrossChains) {
   ASSERT_TRUE(r.ok());
   std::vector<char> back(data.size() + 100);
   size_t got = 0;
+  // Pieces that straddle the read-ahead windows: every read is full until EOF.
+  const size_t piece = 777777;
   for (;;) {
-    auto n = (*r)->Read(back.data() + got, 1 << 20);
+    auto n = (*r)->Read(back.data() + got, piece);
     ASSERT_TRUE(n.ok()) << n.status().ToString();
     if (*n == 0) break;
+    if (got + piece <= data.size()) {
+      ASSERT_EQ(*n, piece) << "short read at " << got << " before end of file";
+    }
     got += *n;
   }
   ASSERT_EQ(got, data.size());
