@@ -14,6 +14,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "common/crc32c.h"
 #include "server/data/chunk_store.h"
@@ -137,12 +138,13 @@ void ExpectReadsBack(DataClient* c, Stream& s, uint32_t target, const std::strin
   EXPECT_EQ(bad, 0u) << when << ": " << bad << " of " << expected.size() << " chunks wrong";
 }
 
-class KillReplica : public ::testing::TestWithParam<int> {};
+// (replication factor, libfabric provider)
+class KillReplica : public ::testing::TestWithParam<std::tuple<int, std::string>> {};
 
 TEST_P(KillReplica, AcknowledgedWritesSurviveAndReplicaResyncs) {
-  const int r = GetParam();
+  const int r = std::get<0>(GetParam());
   uint64_t seed = Seed();
-  DataCluster cluster(r, r);
+  DataCluster cluster(r, r, {}, std::get<1>(GetParam()));
   cluster.Start();
   if (HasFatalFailure()) return;
   DataClient* c = cluster.client();
@@ -229,8 +231,13 @@ TEST_P(KillReplica, AcknowledgedWritesSurviveAndReplicaResyncs) {
   ExpectReadsBack(c, stream, vt, "resynced replica");
 }
 
-INSTANTIATE_TEST_SUITE_P(Replication, KillReplica, ::testing::Values(2, 3),
-                         [](const ::testing::TestParamInfo<int>& i) { return std::string(i.param == 2 ? "R2" : "R3"); });
+INSTANTIATE_TEST_SUITE_P(Replication, KillReplica,
+                         ::testing::Combine(::testing::Values(2, 3), ::testing::Values("tcp", "shm")),
+                         [](const ::testing::TestParamInfo<std::tuple<int, std::string>>& i) {
+                           std::string name = std::get<0>(i.param) == 2 ? "R2_" : "R3_";
+                           name += std::get<1>(i.param);
+                           return name;
+                         });
 
 TEST(DataChain, CorruptByteOnDiskIsFoundByReadAndScrub) {
   DataCluster cluster(2, 2);
