@@ -185,6 +185,7 @@ int main(int argc, char** argv) {
   ClientOptions o;
   o.cluster = cluster;
   if (const char* ra = std::getenv("SLUICE_READ_AHEAD_MIB")) o.read_ahead_bytes = std::atol(ra) << 20;
+  if (const char* rw = std::getenv("SLUICE_READ_AHEAD_WINDOWS")) o.read_ahead_windows = std::atol(rw);
   auto c = Client::Connect(o);
   if (!c.ok()) Die(c.status().ToString());
 

@@ -78,8 +78,9 @@ struct ClientOptions {
   uint32_t deadline_ms = 30000;
   // Sequential reads fetch this many bytes ahead (0 disables read-ahead).
   size_t read_ahead_bytes = 8u << 20;
-  // Windows of read_ahead_bytes fetched ahead of the reader at once.
-  size_t read_ahead_windows = 2;
+  // Windows of read_ahead_bytes fetched ahead of the reader at once (memory:
+  // up to (windows + 1) x read_ahead_bytes per sequentially read File).
+  size_t read_ahead_windows = 4;
   // Writes are buffered up to this many bytes per file before they are sent,
   // and at most `write_inflight_bytes` per file are in flight at once.
   size_t write_behind_bytes = 4u << 20;
