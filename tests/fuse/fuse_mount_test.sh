@@ -135,14 +135,22 @@ if [[ $PARTS == *kill* ]]; then
   cp "$TMP/kill.src" "$MA/kill.bin" || fail "write file for the kill test"
   sleep 1.2
   VICTIM=$(cat "$TMP/run/data2.pid")
-  (sleep 0.3; kill -9 "$VICTIM") &
-  KILLER=$!
-  # Read twice (the first pass races the kill, the second runs with the server gone).
-  for pass in 1 2; do
-    dd if="$MB/kill.bin" of="$TMP/kill.back" bs=1M status=none || { wait $KILLER; fail "read error after data server was killed (pass $pass)"; }
-    cmp "$TMP/kill.src" "$TMP/kill.back" || fail "wrong bytes after data server was killed (pass $pass)"
+  # Pass 1: kill data2 once 64 MiB of the read have arrived (truly mid-read).
+  dd if="$MB/kill.bin" of="$TMP/kill.back" bs=1M status=none &
+  READER=$!
+  for _ in $(seq 1 500); do
+    [[ $(stat -c %s "$TMP/kill.back" 2>/dev/null || echo 0) -ge $((64 << 20)) ]] && break
+    kill -0 $READER 2>/dev/null || break
+    sleep 0.01
   done
-  wait $KILLER
+  SEEN=$(stat -c %s "$TMP/kill.back" 2>/dev/null || echo 0)
+  kill -9 "$VICTIM"
+  wait $READER || fail "read error after data server was killed mid-read (at $SEEN bytes)"
+  [[ $SEEN -lt $((256 << 20)) ]] || fail "the read finished before the kill: test did not kill mid-read"
+  cmp "$TMP/kill.src" "$TMP/kill.back" || fail "wrong bytes after data server was killed mid-read"
+  # Pass 2: a fresh read with the server gone (before and after mgmtd notices).
+  dd if="$MB/kill.bin" of="$TMP/kill.back" bs=1M status=none || fail "read error with a data server dead"
+  cmp "$TMP/kill.src" "$TMP/kill.back" || fail "wrong bytes with a data server dead"
   kill -0 "$VICTIM" 2>/dev/null && fail "data2 still alive"
   echo "ok   reads continue with a data server killed"
 fi
