@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 
 #include "tools/io500/posix_backend.h"
+#ifdef SLUICE_IO500_HAVE_NATIVE
+#include "tools/io500/sluice_backend.h"
+#endif
 
 namespace sluice::io500 {
 
@@ -36,6 +39,9 @@ Status FileSystem::RemoveTree(const std::string& path) {
 Result<std::unique_ptr<FileSystem>> MakeFileSystem(const std::string& spec) {
   std::string path = spec;
   if (spec.rfind("native:", 0) == 0) {
+#ifdef SLUICE_IO500_HAVE_NATIVE
+    return MakeSluiceFileSystem(spec);  // tools/io500/sluice_backend.cc
+#endif
     return Status(Code::kUnsupported,
                   "target '" + spec +
                       "': the native back end needs libsluice (client/), which is not built "
