@@ -77,8 +77,11 @@ TEST(PosixBackend, RemoveTreeAndTargetSpecs) {
 
   EXPECT_TRUE(MakeFileSystem("posix:" + dir.path()).ok());
   EXPECT_EQ(MakeFileSystem(dir.path() + "/nope").status().code(), Code::kNotFound);
-  auto native = MakeFileSystem("native:cluster.toml:/io500");
-  EXPECT_EQ(native.status().code(), Code::kUnsupported);
+  // The native back end names the cluster config it cannot read.
+  auto native = MakeFileSystem("native:" + dir.path() + "/no-such-cluster.toml:/io500");
+  EXPECT_EQ(native.status().code(), Code::kNotFound) << native.status().ToString();
+  EXPECT_NE(native.status().message().find("no-such-cluster.toml"), std::string::npos)
+      << native.status().ToString();
 }
 
 }  // namespace
