@@ -6,7 +6,13 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
+#include <dirent.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <random>
 
 #include <algorithm>
 #include <chrono>
@@ -54,6 +60,20 @@ fi_info* MakeHints(const std::string& prov) {
 bool IsShm(const std::string& prov) { return prov == "shm"; }
 std::string ShmName(const std::string& host, uint16_t port) {
   return "sluice_" + (host.empty() ? std::string("local") : host) + "_" + std::to_string(port);
+}
+
+// Client shm regions of processes that no longer exist (killed with -9)
+// would stay in /dev/shm forever; remove them.
+void SweepStaleShmRegions() {
+  DIR* d = opendir("/dev/shm");
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    int pid = 0;
+    if (std::sscanf(e->d_name, "sluice_c_%d_", &pid) != 1 || pid <= 0) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    shm_unlink(e->d_name);
+  }
+  closedir(d);
 }
 
 }  // namespace
@@ -176,10 +196,22 @@ Result<std::unique_ptr<Endpoint>> Endpoint::Open(const FabricOptions& options) {
     return Status(Code::kUnavailable, FiError(("fi_endpoint for " + where).c_str(), rc) +
                                           " (is the address in use or not local?)");
   }
-  if (IsShm(ep->provider_) && options.port != 0) {
+  if (IsShm(ep->provider_)) {
     // shm would append ":<uid>:<index>" to a bound name; a server's name must
-    // be exactly what clients resolve "host:port" to.
-    std::string n = ShmName(options.host, options.port);
+    // be exactly what clients resolve "host:port" to. Unbound (client)
+    // endpoints get a name of their own too: shm's default, "<pid>:<uid>:<n>",
+    // collides with regions that killed processes left behind once pids are
+    // reused (fi_enable then fails with EBUSY).
+    std::string n;
+    if (options.port != 0) {
+      n = ShmName(options.host, options.port);
+    } else {
+      SweepStaleShmRegions();
+      std::random_device rd;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "sluice_c_%d_%08x%08x", static_cast<int>(getpid()), rd(), rd());
+      n = buf;
+    }
     rc = fi_setname(&ep->ep_->fid, n.data(), n.size() + 1);
     if (rc) return Status(Code::kUnavailable, FiError(("fi_setname for " + where).c_str(), rc));
   }
