@@ -2,16 +2,12 @@
 // `sluice cluster start --config` in a mkdtemp directory on free ports, and
 // stopped (then any leftover pid killed) when the suite ends, even on failure.
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
@@ -21,59 +17,30 @@
 #include "client/sluice.h"
 #include "client/sluice_client.h"
 #include "common/data_client.h"
+#include "tests/common/test_util.h"
 
 namespace sluice::client {
 namespace {
 
-namespace fs = std::filesystem;
+using test::FreePort;
 
-uint16_t FreePort() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
-}
-
-std::string g_dir, g_cfg;
+// One cluster for the suite; its destructor stops it even when a test fails.
+test::LocalCluster* g_cluster = nullptr;
+std::string g_cfg;
 
 class ClientTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/sluice-client-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    g_dir = tmpl;
-    g_cfg = g_dir + "/cluster.toml";
-    std::ofstream f(g_cfg);
-    f << "[cluster]\nname = \"clienttest\"\nreplication = 2\nlease_ms = 1500\nheartbeat_ms = 300\n"
-      << "data_root = \"" << g_dir << "\"\n[mgmtd]\nport = " << FreePort() << "\n";
-    for (int i = 1; i <= 2; ++i) f << "[[meta]]\nid = " << i << "\nport = " << FreePort() << "\n";
-    for (int i = 1; i <= 4; ++i) f << "[[data]]\nid = " << i << "\nport = " << FreePort() << "\n";
-    f.close();
-    std::string start = std::string(SLUICE_BIN_DIR) + "/sluice cluster start --config " + g_cfg + " > " + g_dir +
-                        "/start.txt 2>&1";
-    // Start is idempotent; a second call waits for what the first launched.
-    if (std::system(start.c_str()) != 0) {
-      int rc = std::system(start.c_str());
-      std::ifstream out(g_dir + "/start.txt");
-      std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
-      ASSERT_EQ(rc, 0) << "cluster start failed:\n" << text;
-    }
+    g_cluster = new test::LocalCluster();
+    test::LocalCluster::Options o;
+    o.name = "clienttest";
+    std::string error;
+    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
+    g_cfg = g_cluster->config();
   }
   static void TearDownTestSuite() {
-    std::string stop = std::string(SLUICE_BIN_DIR) + "/sluice cluster stop --config " + g_cfg + " > /dev/null 2>&1";
-    (void)std::system(stop.c_str());
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(g_dir + "/run", ec)) {
-      std::ifstream p(e.path());
-      pid_t pid = 0;
-      if (p >> pid && pid > 0) kill(pid, SIGKILL);
-    }
-    fs::remove_all(g_dir, ec);
+    delete g_cluster;
+    g_cluster = nullptr;
   }
 
  protected:

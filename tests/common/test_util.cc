@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -127,6 +128,66 @@ std::string BinDir() {
   if (n <= 0) return "build/bin";
   buf[n] = 0;
   return std::filesystem::path(buf).parent_path().string();
+}
+
+CommandOutput RunCommand(const std::string& cmd) {
+  CommandOutput out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.text.append(buf, n);
+  int st = ::pclose(p);
+  out.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+bool LocalCluster::Start(const Options& o, std::string* error) {
+  if (dir().empty()) {
+    *error = "could not create a temporary directory";
+    return false;
+  }
+  config_ = dir() + "/cluster.toml";
+  {
+    std::ofstream f(config_);
+    f << "[cluster]\nname = \"" << o.name << "\"\nreplication = " << o.replication
+      << "\nlease_ms = " << o.lease_ms << "\nheartbeat_ms = " << o.heartbeat_ms << "\ndata_root = \"" << dir()
+      << "\"\n"
+      << o.extra_cluster_toml << "\n[mgmtd]\nport = " << FreePort() << "\n";
+    for (int i = 1; i <= o.meta_servers; ++i) f << "[[meta]]\nid = " << i << "\nport = " << FreePort() << "\n";
+    for (int i = 1; i <= o.data_servers; ++i) f << "[[data]]\nid = " << i << "\nport = " << FreePort() << "\n";
+    if (!f) {
+      *error = "could not write " + config_;
+      return false;
+    }
+  }
+  started_ = true;
+  CommandOutput out = Cli("cluster start");
+  // Start is idempotent: a second call waits for what the first launched
+  // (a port taken between FreePort() and bind shows up here, named).
+  if (out.exit_code != 0) out = Cli("cluster start");
+  if (out.exit_code != 0) {
+    *error = "sluice cluster start --config " + config_ + " failed:\n" + out.text;
+    return false;
+  }
+  return true;
+}
+
+void LocalCluster::Stop() {
+  if (!started_) return;
+  started_ = false;
+  (void)Cli("cluster stop");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir() + "/run", ec)) {
+    std::ifstream p(e.path());
+    pid_t pid = 0;
+    if (p >> pid && pid > 0) kill(pid, SIGKILL);
+  }
+}
+
+CommandOutput LocalCluster::Cli(const std::string& args) const {
+  std::string cmd = BinDir() + "/sluice " + args;
+  return RunCommand(cmd + " --config " + config_);
 }
 
 }  // namespace sluice::test

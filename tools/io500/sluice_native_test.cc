@@ -2,10 +2,6 @@
 // (mkdtemp directory, free ports; stopped, then any leftover pid killed, when
 // the suite ends, even on failure): the native libsluice back end, and the
 // POSIX back end on the same cluster's FUSE mount.
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -17,71 +13,34 @@
 #include <string>
 
 #include "client/sluice_client.h"
+#include "tests/common/test_util.h"
 
 namespace sluice::io500 {
 namespace {
 
 namespace fs = std::filesystem;
 
-uint16_t FreePort() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
-}
+using Output = test::CommandOutput;
+Output Sh(const std::string& cmd) { return test::RunCommand(cmd); }
 
-struct Output {
-  int exit_code = -1;
-  std::string text;
-};
-
-Output Sh(const std::string& cmd) {
-  Output out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.text.append(buf, n);
-  int st = ::pclose(p);
-  out.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
+// One cluster for the suite; its destructor stops it even when a test fails.
+test::LocalCluster* g_cluster = nullptr;
 std::string g_dir, g_cfg;
 
 class Io500Native : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/sluice-io500n-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    g_dir = tmpl;
-    g_cfg = g_dir + "/cluster.toml";
-    std::ofstream f(g_cfg);
-    f << "[cluster]\nname = \"io500native\"\nreplication = 2\nlease_ms = 1500\nheartbeat_ms = 300\n"
-      << "data_root = \"" << g_dir << "\"\n[mgmtd]\nport = " << FreePort() << "\n";
-    for (int i = 1; i <= 2; ++i) f << "[[meta]]\nid = " << i << "\nport = " << FreePort() << "\n";
-    for (int i = 1; i <= 4; ++i) f << "[[data]]\nid = " << i << "\nport = " << FreePort() << "\n";
-    f.close();
-    std::string start = std::string(SLUICE_BIN_DIR) + "/sluice cluster start --config " + g_cfg;
-    Output o = Sh(start);
-    if (o.exit_code != 0) o = Sh(start);  // start is idempotent; a second call waits for the first
-    ASSERT_EQ(o.exit_code, 0) << "cluster start failed:\n" << o.text;
+    g_cluster = new test::LocalCluster();
+    test::LocalCluster::Options o;
+    o.name = "io500native";
+    std::string error;
+    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
+    g_dir = g_cluster->dir();
+    g_cfg = g_cluster->config();
   }
   static void TearDownTestSuite() {
-    if (g_dir.empty()) return;
-    (void)Sh(std::string(SLUICE_BIN_DIR) + "/sluice cluster stop --config " + g_cfg);
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(g_dir + "/run", ec)) {
-      std::ifstream p(e.path());
-      pid_t pid = 0;
-      if (p >> pid && pid > 0) kill(pid, SIGKILL);
-    }
-    fs::remove_all(g_dir, ec);
+    delete g_cluster;
+    g_cluster = nullptr;
   }
 };
 
