@@ -240,26 +240,117 @@ void Client::DropStateIfIdle(uint64_t ino) {
   if (it != states_.end() && it->second.expired()) states_.erase(it);
 }
 
+namespace {
+
+// The names of a path, without empty and "." components: "/a//b/./c" -> a, b, c.
+std::vector<std::string_view> PathNames(std::string_view path) {
+  std::vector<std::string_view> names;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view name = path.substr(pos, end - pos);
+    if (!name.empty() && name != ".") names.push_back(name);
+    pos = end + 1;
+  }
+  return names;
+}
+
+std::string JoinPath(const std::vector<std::string_view>& names, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; i++) {
+    out += '/';
+    out += names[i];
+  }
+  return out.empty() ? "/" : out;
+}
+
+}  // namespace
+
+void Client::ForgetDirs() {
+  std::lock_guard<std::mutex> l(dirs_mu_);
+  dirs_.clear();
+}
+
+Result<InodeAttr> Client::ResolveDir(const std::string& path, bool use_cache) {
+  auto names = PathNames(path);
+  const auto now = std::chrono::steady_clock::now();
+  // The deepest ancestor (or the directory itself) still in the cache.
+  size_t have = 0;
+  InodeAttr cur;
+  bool cached = false;
+  if (use_cache && options_.dir_cache_ms > 0) {
+    std::lock_guard<std::mutex> l(dirs_mu_);
+    for (size_t n = names.size() + 1; n-- > 0;) {
+      auto it = dirs_.find(JoinPath(names, n));
+      if (it != dirs_.end() && it->second.expires > now) {
+        have = n;
+        cur = it->second.attr;
+        cached = true;
+        break;
+      }
+    }
+  }
+  if (cached) {
+    stats_.dir_cache_hits++;
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(cur, meta_->GetAttr(meta::kRootIno));
+  }
+  const auto expires = now + std::chrono::milliseconds(options_.dir_cache_ms);
+  std::vector<std::pair<std::string, InodeAttr>> learned;
+  if (!cached) learned.emplace_back("/", cur);
+  for (size_t i = have; i < names.size(); i++) {
+    auto next = meta_->Lookup(caller_, cur.ino(), names[i]);
+    if (!next.ok()) {
+      // A cached ancestor may have been removed or renamed by another
+      // client since: walk once more from the root before giving up.
+      if (cached && next.status().code() == Code::kNotFound) {
+        ForgetDirs();
+        return ResolveDir(path, false);
+      }
+      return next.status();
+    }
+    cur = std::move(next.value());
+    if (cur.type() != meta::FILE_TYPE_DIRECTORY) {
+      return Status(Code::kNotDir, JoinPath(names, i + 1) + " is not a directory");
+    }
+    learned.emplace_back(JoinPath(names, i + 1), cur);
+  }
+  if (options_.dir_cache_ms > 0 && !learned.empty()) {
+    std::lock_guard<std::mutex> l(dirs_mu_);
+    if (dirs_.size() > 100000) dirs_.clear();  // bounded: a walk over a huge tree starts over
+    for (auto& [p, a] : learned) dirs_[p] = CachedDir{a, expires};
+  }
+  return cur;
+}
+
 Result<InodeAttr> Client::Resolve(std::string_view path) {
-  auto r = meta_->Resolve(caller_, path);
+  auto names = PathNames(path);
+  if (names.empty()) {
+    auto root = ResolveDir("/");
+    if (!root.ok()) return root.status().Prefix(std::string(path));
+    return root;
+  }
+  std::string dir = JoinPath(names, names.size() - 1);
+  auto d = ResolveDir(dir);
+  if (!d.ok()) return d.status().Prefix(std::string(path));
+  auto r = Lookup(caller_, d->ino(), names.back());
   if (!r.ok()) return r.status().Prefix(std::string(path));
   return r;
 }
 
 Result<std::pair<uint64_t, std::string>> Client::ResolveParent(std::string_view path) {
-  std::string p(path);
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  size_t slash = p.rfind('/');
-  if (slash == std::string::npos || p == "/") return Status(Code::kInvalid, "'" + p + "' has no parent: want /dir/name");
-  std::string dir = slash == 0 ? "/" : p.substr(0, slash);
-  SLUICE_ASSIGN_OR_RETURN(InodeAttr d, Resolve(dir));
-  if (d.type() != meta::FILE_TYPE_DIRECTORY) return Status(Code::kNotDir, dir + " is not a directory");
-  return std::make_pair(d.ino(), p.substr(slash + 1));
+  auto names = PathNames(path);
+  if (names.empty()) return Status(Code::kInvalid, "'" + std::string(path) + "' has no parent: want /dir/name");
+  std::string dir = JoinPath(names, names.size() - 1);
+  auto d = ResolveDir(dir);
+  if (!d.ok()) return d.status().Prefix(std::string(path));
+  return std::make_pair(d->ino(), std::string(names.back()));
 }
 
 Result<InodeAttr> Client::Stat(std::string_view path) {
-  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, Resolve(path));
-  return GetAttr(a.ino());
+  // A lookup answers with the inode's attributes, read as it answers.
+  return Resolve(path);
 }
 
 Result<InodeAttr> Client::Mkdir(std::string_view path, uint32_t mode) {
@@ -393,7 +484,10 @@ Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
   // Pending writes land (and grow the length, which stamps mtime) before
   // the new attributes, so that utimens after write sticks (cp -a, tar).
   SLUICE_RETURN_IF_ERROR(FlushInode(req.ino()));
-  if (!(req.valid() & meta::kSetSize)) return meta_->SetAttr(req);
+  if (!(req.valid() & meta::kSetSize)) {
+    ForgetDirs();  // a directory's mode or owner may change who may walk through it
+    return meta_->SetAttr(req);
+  }
   SLUICE_ASSIGN_OR_RETURN(InodeAttr cur, meta_->GetAttr(req.ino()));
   if (cur.type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "truncate of a directory");
   if (cur.type() != meta::FILE_TYPE_REGULAR) return Status(Code::kInvalid, "truncate of a non-regular file");
@@ -494,11 +588,13 @@ Status Client::UnlinkAt(const Caller& caller, uint64_t parent, std::string_view 
 }
 
 Status Client::RmdirAt(const Caller& caller, uint64_t parent, std::string_view name) {
+  ForgetDirs();
   return meta_->Rmdir(caller, parent, name);
 }
 
 Status Client::RenameAt(const Caller& caller, uint64_t old_parent, std::string_view old_name, uint64_t new_parent,
                         std::string_view new_name, uint32_t flags, InodeAttr* orphan) {
+  ForgetDirs();
   std::optional<InodeAttr> replaced;
   if (!(flags & meta::kRenameExchange)) {
     auto v = meta_->Lookup(caller, new_parent, new_name);

@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -87,6 +88,12 @@ struct ClientOptions {
   size_t write_inflight_bytes = 16u << 20;
   // Threads that send chunk writes (parallel writes to many chains).
   size_t io_threads = 8;
+  // Path calls (Stat, Open, Mkdir, Unlink, ...) remember the directories on
+  // their way for this long, so "/a/b/c/file" costs one lookup instead of
+  // four. Like a FUSE mount's entry timeout: a directory renamed, removed or
+  // chmod'ed by another client is seen by this one within this time; this
+  // client's own rename/rmdir/setattr of a directory forget at once. 0: off.
+  uint32_t dir_cache_ms = 1000;
 };
 
 // Counters a user may read at any time.
@@ -97,6 +104,7 @@ struct ClientStats {
   std::atomic<uint64_t> chunk_writes{0};
   std::atomic<uint64_t> read_ahead_hits{0};
   std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> dir_cache_hits{0};
 };
 
 class Client;
@@ -271,6 +279,18 @@ class Client {
   Status TruncateData(const InodeAttr& attr, uint64_t old_size, uint64_t new_size);
   Result<InodeAttr> Resolve(std::string_view path);
   Result<std::pair<uint64_t, std::string>> ResolveParent(std::string_view path);
+  // The directory at `path` (normalized: "/" or "/a/b"), from the cache or
+  // by lookups from its deepest cached ancestor. A name that vanished under
+  // a cached ancestor makes one more walk from the root, uncached.
+  Result<InodeAttr> ResolveDir(const std::string& path, bool use_cache = true);
+  void ForgetDirs();
+
+  struct CachedDir {
+    InodeAttr attr;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex dirs_mu_;
+  std::unordered_map<std::string, CachedDir> dirs_;
 
   ClientOptions options_;
   Caller caller_;

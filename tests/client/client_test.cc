@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/sluice.h"
@@ -217,6 +219,66 @@ TEST_F(ClientTest, UnlinkRemovesChunksFromEveryReplica) {
   ASSERT_TRUE(c_->Unlink("/doomed").ok());
   EXPECT_EQ(chunks_on_replicas(), 0u) << "chunks left behind after unlink";
   EXPECT_EQ(c_->Stat("/doomed").status().code(), Code::kNotFound);
+}
+
+// Path calls remember directories on the way: a second call under the same
+// directory walks no further than its parent; this client's own rename and
+// rmdir forget at once; another client's changes are seen after dir_cache_ms.
+TEST_F(ClientTest, DirectoryCacheServesRepeatWalksAndExpires) {
+  ASSERT_TRUE(c_->Mkdir("/dc", 0755).ok());
+  ASSERT_TRUE(c_->Mkdir("/dc/a", 0755).ok());
+  ASSERT_TRUE(c_->Mkdir("/dc/a/b", 0755).ok());
+  for (const char* f : {"/dc/a/b/f1", "/dc/a/b/f2"}) {
+    auto h = c_->Open(f, O_CREAT | O_WRONLY, 0644);
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    ASSERT_TRUE((*h)->Close().ok());
+  }
+  uint64_t hits = c_->stats().dir_cache_hits;
+  ASSERT_TRUE(c_->Stat("/dc/a/b/f1").ok());
+  ASSERT_TRUE(c_->Stat("/dc/a/b/f2").ok());
+  EXPECT_GE(c_->stats().dir_cache_hits - hits, 2u);
+
+  // Own rename: the old path is gone and the new one works at once.
+  ASSERT_TRUE(c_->Rename("/dc/a", "/dc/a2").ok());
+  auto gone = c_->Stat("/dc/a/b/f1");
+  EXPECT_EQ(gone.status().code(), Code::kNotFound) << gone.status().ToString();
+  EXPECT_TRUE(c_->Stat("/dc/a2/b/f1").ok());
+
+  // Another client replaces a directory this one has cached.
+  ClientOptions o;
+  o.cluster = g_cfg;
+  o.dir_cache_ms = 300;
+  auto a = Client::Connect(o);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE((*a)->Stat("/dc/a2/b/f1").ok());  // caches /dc/a2 and /dc/a2/b
+  auto b = Second();
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(b->Unlink("/dc/a2/b/f1").ok());
+  ASSERT_TRUE(b->Unlink("/dc/a2/b/f2").ok());
+  ASSERT_TRUE(b->Rmdir("/dc/a2/b").ok());
+  ASSERT_TRUE(b->Mkdir("/dc/a2/b", 0755).ok());
+  auto h = b->Open("/dc/a2/b/new", O_CREAT | O_WRONLY, 0644);
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE((*h)->Close().ok());
+  // Within dir_cache_ms the first client may still look in the removed
+  // directory; after it, it must see the new one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  auto seen = (*a)->Stat("/dc/a2/b/new");
+  EXPECT_TRUE(seen.ok()) << seen.status().ToString();
+  // A removed directory's entries are never seen through the cache.
+  ASSERT_TRUE((*a)->Stat("/dc/a2/b/new").ok());
+  ASSERT_TRUE(b->Unlink("/dc/a2/b/new").ok());
+  ASSERT_TRUE(b->Rmdir("/dc/a2/b").ok());
+  auto vanished = (*a)->Stat("/dc/a2/b/new");
+  EXPECT_FALSE(vanished.ok());
+
+  // With the cache off every walk goes to the servers.
+  o.dir_cache_ms = 0;
+  auto u = Client::Connect(o);
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE((*u)->Mkdir("/dc/a2/c", 0755).ok());
+  ASSERT_TRUE((*u)->Stat("/dc/a2/c").ok());
+  EXPECT_EQ((*u)->stats().dir_cache_hits.load(), 0u);
 }
 
 TEST_F(ClientTest, ConnectToNothingFailsClearlyWithinDeadline) {
