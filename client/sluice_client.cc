@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "client/read_buffers.h"
 #include "common/config.h"
 #include "common/data_client.h"
 #include "common/log.h"
@@ -177,6 +178,10 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   c->caller_ = meta::MakeCaller(options.uid == static_cast<uint32_t>(-1) ? geteuid() : options.uid,
                                 options.gid == static_cast<uint32_t>(-1) ? getegid() : options.gid);
   c->pool_ = std::make_unique<WritePool>(options.io_threads);
+  DataClient* data = c->data_.get();
+  c->read_buffers_ = std::make_shared<ReadBuffers>(
+      std::max<size_t>(options.read_ahead_bytes, 1), options.read_ahead_registered,
+      [data](void* p, size_t n) { return data->RegisterMemory(p, n); });
 
   // A fresh cluster's root has no chain pool: give it the map's chains so
   // files spread over every chain (files without chains use the same
@@ -862,7 +867,7 @@ struct File::Window {
   size_t len = 0;  // requested
   size_t got = 0;  // read
   uint64_t gen = 0;
-  std::vector<char> data;
+  ReadBuffers::Lease buf;
 };
 
 File::File(Client* c, InodeAttr attr, int flags, std::shared_ptr<InodeState> st)
@@ -1017,10 +1022,6 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
     if (!covers(cur_, at)) {
       // Drop windows before `at` (recycling their memory), or start afresh.
       while (!ahead_.empty() && !covers(ahead_.front(), at)) ahead_.pop_front();
-      if (cur_) {
-        std::lock_guard<std::mutex> l(cur_->mu);
-        if (cur_->done && cur_->data.size() >= window) spare_.push_back(std::move(cur_->data));
-      }
       if (!ahead_.empty()) {
         cur_ = std::move(ahead_.front());
         ahead_.pop_front();
@@ -1047,7 +1048,7 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
     }
     if (at >= w.off + w.got) break;  // the window came back short: end of the data
     size_t take = static_cast<size_t>(std::min<uint64_t>(n - done, w.off + w.got - at));
-    std::memcpy(static_cast<char*>(buf) + done, w.data.data() + (at - w.off), take);
+    std::memcpy(static_cast<char*>(buf) + done, w.buf.data() + (at - w.off), take);
     done += take;
   }
   client_->stats_.read_ahead_hits++;
@@ -1059,15 +1060,11 @@ std::shared_ptr<File::Window> File::StartWindow(uint64_t offset, uint64_t size, 
   w->off = offset;
   w->len = static_cast<size_t>(std::min<uint64_t>(client_->options_.read_ahead_bytes, size - offset));
   w->gen = gen;
-  if (!spare_.empty()) {
-    w->data = std::move(spare_.back());
-    spare_.pop_back();
-  }
-  if (w->data.size() < w->len) w->data.resize(w->len);
+  w->buf = client_->read_buffers_->Get(w->len);
   Client* c = client_;
   InodeAttr attr = attr_;
   c->pool_->Submit([c, attr, w, size] {
-    auto r = c->ReadChunks(attr, w->data.data(), w->len, w->off, size);
+    auto r = c->ReadChunks(attr, w->buf.data(), w->len, w->off, size);
     std::lock_guard<std::mutex> l(w->mu);
     if (r.ok()) {
       w->got = *r;

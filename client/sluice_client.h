@@ -82,6 +82,10 @@ struct ClientOptions {
   // Windows of read_ahead_bytes fetched ahead of the reader at once (memory:
   // up to (windows + 1) x read_ahead_bytes per sequentially read File).
   size_t read_ahead_windows = 4;
+  // Read-ahead buffers registered with the fabric and shared by every File
+  // of this Client (data lands in them by RMA, uncopied). Allocated on use;
+  // memory: up to this many x read_ahead_bytes. Beyond it, reads are bounced.
+  size_t read_ahead_registered = 16;
   // Writes are buffered up to this many bytes per file before they are sent,
   // and at most `write_inflight_bytes` per file are in flight at once.
   size_t write_behind_bytes = 4u << 20;
@@ -110,6 +114,7 @@ struct ClientStats {
 class Client;
 class File;
 class WritePool;
+class ReadBuffers;
 
 // State shared by every File of one inode in one Client: the layout, the
 // largest end written here (the length to report), writes in flight.
@@ -176,7 +181,6 @@ class File {
   std::shared_ptr<Window> StartWindow(uint64_t offset, uint64_t size, uint64_t gen);
   std::shared_ptr<Window> cur_;
   std::deque<std::shared_ptr<Window>> ahead_;
-  std::vector<std::vector<char>> spare_;  // consumed windows' memory, reused (no page faults)
   uint64_t last_read_end_ = UINT64_MAX;
 };
 
@@ -297,6 +301,7 @@ class Client {
   std::unique_ptr<meta::MetaClient> meta_;
   std::unique_ptr<DataClient> data_;
   std::unique_ptr<WritePool> pool_;
+  std::shared_ptr<ReadBuffers> read_buffers_;
   uint32_t map_chunk_size_ = 1u << 20;
   uint32_t map_stripe_width_ = 1;
   std::vector<uint32_t> map_chains_;  // sorted chain ids of the cluster map

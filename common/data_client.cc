@@ -16,6 +16,9 @@ namespace {
 
 const char kSvc[] = "sluice.datasvc.DataService/";
 const char kChainSvc[] = "sluice.datasvc.ChainService/";
+// Contiguous read destinations of at least this many bytes get an RPC of
+// their own (written in place by RMA); smaller ranges are staged together.
+constexpr uint64_t kDirectRunBytes = 64u << 10;
 
 std::string Name(uint64_t inode, uint64_t index) {
   return "chunk " + std::to_string(inode) + ":" + std::to_string(index);
@@ -330,16 +333,44 @@ Status DataClient::BatchRead(std::span<ReadOp> ops, const std::function<void(siz
       uint64_t h = (op.inode * 0x9E3779B97F4A7C15ull) ^ (op.index * 0xC2B2AE3D27D4EB4Full);
       by_target[fresh[(h >> 17) % fresh.size()]].push_back(i);
     }
-    // Split per target into RPC-sized batches.
+    // Split per target into RPC-sized batches. A run of ranges whose
+    // destinations are contiguous and large (a striped read: one chunk per
+    // chain) is a batch of its own, so the server writes it straight into
+    // the caller's memory; small scattered ranges share staged batches.
     for (auto& [target, list] : by_target) {
+      std::sort(list.begin(), list.end(), [&](size_t x, size_t y) {
+        return static_cast<char*>(ops[x].dest) < static_cast<char*>(ops[y].dest);
+      });
+      std::vector<size_t> small;
       for (size_t k = 0; k < list.size();) {
+        size_t end = k + 1;
+        uint64_t run = ops[list[k]].length;
+        while (end < list.size() && end - k < options_.max_batch_ranges &&
+               run + ops[list[end]].length <= options_.max_batch_bytes &&
+               static_cast<char*>(ops[list[end - 1]].dest) + ops[list[end - 1]].length ==
+                   static_cast<char*>(ops[list[end]].dest)) {
+          run += ops[list[end]].length;
+          end++;
+        }
+        if (run >= kDirectRunBytes) {
+          auto b = std::make_shared<Batch>();
+          b->target = target;
+          b->ops.assign(list.begin() + static_cast<std::ptrdiff_t>(k), list.begin() + static_cast<std::ptrdiff_t>(end));
+          batches.push_back(std::move(b));
+        } else {
+          small.insert(small.end(), list.begin() + static_cast<std::ptrdiff_t>(k),
+                       list.begin() + static_cast<std::ptrdiff_t>(end));
+        }
+        k = end;
+      }
+      for (size_t k = 0; k < small.size();) {
         auto b = std::make_shared<Batch>();
         b->target = target;
         uint64_t bytes = 0;
-        while (k < list.size() && b->ops.size() < options_.max_batch_ranges &&
-               (b->ops.empty() || bytes + ops[list[k]].length <= options_.max_batch_bytes)) {
-          b->ops.push_back(list[k]);
-          bytes += ops[list[k]].length;
+        while (k < small.size() && b->ops.size() < options_.max_batch_ranges &&
+               (b->ops.empty() || bytes + ops[small[k]].length <= options_.max_batch_bytes)) {
+          b->ops.push_back(small[k]);
+          bytes += ops[small[k]].length;
           k++;
         }
         batches.push_back(std::move(b));
