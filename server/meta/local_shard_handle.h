@@ -64,6 +64,7 @@ class LocalShardHandle : public ShardHandle {
   Status SetDirLayout(const Caller& c, uint64_t dir, const FileLayout& layout) override {
     return store_->SetDirLayout(c, dir, layout);
   }
+  Result<DirStats> GetDirStats(uint64_t dir) override { return store_->GetDirStats(dir); }
   Status TxnPrepare(const TxnPrepareRecord& record) override { return store_->TxnPrepare(record); }
   Status TxnDecide(uint64_t txid, bool commit) override { return store_->TxnDecide(txid, commit); }
   Status TxnApply(const std::vector<TxnOp>& ops) override { return store_->TxnApply(ops); }

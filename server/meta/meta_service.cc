@@ -152,6 +152,10 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
   Add<SetDirLayoutRequest, SetDirLayoutResponse>(server, "SetDirLayout", [s](const SetDirLayoutRequest& q, SetDirLayoutResponse*) {
     return s->SetDirLayout(q.caller(), q.dir(), q.layout());
   });
+  Add<DirStatsRequest, DirStatsResponse>(server, "DirStats", [s](const DirStatsRequest& q, DirStatsResponse* r) {
+    SLUICE_ASSIGN_OR_RETURN(*r->mutable_stats(), s->GetDirStats(q.dir()));
+    return Status::Ok();
+  });
   Add<ReadDirShardRequest, ReadDirShardResponse>(server, "ReadDirShard", [s](const ReadDirShardRequest& q, ReadDirShardResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(ShardDirPage page,
                             s->ReadDirShard(q.dir(), q.after(),

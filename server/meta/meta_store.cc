@@ -77,6 +77,11 @@ std::string GcKey(uint64_t ino) {
   PutBE64(&k, ino);
   return k;
 }
+std::string StatsKey(uint64_t dir) {
+  std::string k("S");
+  PutBE64(&k, dir);
+  return k;
+}
 std::string MetaKey(const char* name) { return std::string("M") + name; }
 
 // The exclusive upper bound of every key starting with `prefix`.
@@ -110,16 +115,63 @@ int64_t DecodeI64(const rocksdb::Slice& s) {
   return v;
 }
 
-// Adds 8-byte signed counters; used for the shard's statfs counters so that
-// each change adjusts them inside its own WriteBatch.
-class CounterAddOperator : public rocksdb::AssociativeMergeOperator {
+// A directory's share on this shard ('S' records): four 8-byte signed
+// integers — subdirectory entries (summed), mtime event time and value (the
+// later event wins), ctime (maximum). Written as merge operands inside the
+// WriteBatch of each change of the directory's entries, so no lock or read
+// is needed and concurrent changes share group commits.
+struct DirShare {
+  int64_t subdirs = 0;
+  int64_t mtime_event = 0;
+  int64_t mtime = 0;
+  int64_t ctime = 0;
+};
+std::string EncodeShare(const DirShare& d) {
+  std::string s(32, '\0');
+  std::memcpy(s.data(), &d.subdirs, 8);
+  std::memcpy(s.data() + 8, &d.mtime_event, 8);
+  std::memcpy(s.data() + 16, &d.mtime, 8);
+  std::memcpy(s.data() + 24, &d.ctime, 8);
+  return s;
+}
+DirShare DecodeShare(const rocksdb::Slice& s) {
+  DirShare d;
+  if (s.size() != 32) return d;
+  std::memcpy(&d.subdirs, s.data(), 8);
+  std::memcpy(&d.mtime_event, s.data() + 8, 8);
+  std::memcpy(&d.mtime, s.data() + 16, 8);
+  std::memcpy(&d.ctime, s.data() + 24, 8);
+  return d;
+}
+DirShare MergeShare(DirShare a, const DirShare& b) {
+  a.subdirs += b.subdirs;
+  if (b.mtime_event > a.mtime_event || (b.mtime_event == a.mtime_event && b.mtime > a.mtime)) {
+    a.mtime_event = b.mtime_event;
+    a.mtime = b.mtime;
+  }
+  a.ctime = std::max(a.ctime, b.ctime);
+  return a;
+}
+
+// The shard's merge operator: 'S' keys merge directory shares; every other
+// key ('M' statfs counters) adds 8-byte signed counters, so that each
+// change adjusts them inside its own WriteBatch.
+class MetaMergeOperator : public rocksdb::AssociativeMergeOperator {
  public:
-  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-             std::string* new_value, rocksdb::Logger*) const override {
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger*) const override {
+    if (!key.empty() && key[0] == 'S') {
+      DirShare base = existing ? DecodeShare(*existing) : DirShare();
+      *new_value = EncodeShare(MergeShare(base, DecodeShare(value)));
+      return true;
+    }
     int64_t base = existing ? DecodeI64(*existing) : 0;
     *new_value = EncodeI64(base + DecodeI64(value));
     return true;
   }
+  // The name of the first version (counters only); 'S' keys came later and
+  // older databases have none.
   const char* Name() const override { return "sluice.meta.CounterAdd"; }
 };
 
@@ -129,6 +181,17 @@ const char* kCounterDentries = "dentries";
 
 void AddCounter(rocksdb::WriteBatch* b, const char* name, int64_t delta) {
   if (delta != 0) b->Merge(MetaKey(name), EncodeI64(delta));
+}
+
+// Records a change of directory `dir`'s entries on this shard at `now`:
+// subdirectory count + subdirs_delta, mtime and ctime = now.
+void AddDirChange(rocksdb::WriteBatch* b, uint64_t dir, int64_t subdirs_delta, int64_t now) {
+  DirShare d;
+  d.subdirs = subdirs_delta;
+  d.mtime_event = now;
+  d.mtime = now;
+  d.ctime = now;
+  b->Merge(StatsKey(dir), EncodeShare(d));
 }
 
 int64_t NowNs() {
@@ -277,7 +340,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& path,
   }
   rocksdb::Options ro;
   ro.create_if_missing = options.create_if_missing;
-  ro.merge_operator = std::make_shared<CounterAddOperator>();
+  ro.merge_operator = std::make_shared<MetaMergeOperator>();
   ro.IncreaseParallelism(2);
   // Not pipelined: measured, the plain write path groups more synced writes per
   // WAL fsync (8 writes/sync at 16 writers vs 5 pipelined).
@@ -753,6 +816,7 @@ Result<CreateResult> MetaStore::MakeNode(const Caller& caller, uint64_t parent,
   AddCounter(&b, kCounterInodes, 1);
   AddCounter(&b, kCounterDentries, 1);
   if (type == FILE_TYPE_SYMLINK) AddCounter(&b, kCounterBytes, static_cast<int64_t>(target.size()));
+  AddDirChange(&b, parent, type == FILE_TYPE_DIRECTORY ? 1 : 0, now);
   SLUICE_RETURN_IF_ERROR(Write(&b, what));
   CreateResult r;
   r.attr = std::move(a);
@@ -855,14 +919,16 @@ Status MetaStore::Unlink(const Caller& caller, uint64_t parent, std::string_view
                                              "' is in a sticky directory and uid " +
                                              std::to_string(caller.uid()) + " owns neither");
     }
+    const int64_t now = NowNs();
     rocksdb::WriteBatch b;
     b.Delete(dkey);
     AddCounter(&b, kCounterDentries, -1);
+    AddDirChange(&b, parent, 0, now);
     if (a.nlink() <= 1) {
       SLUICE_RETURN_IF_ERROR(DeleteInode(a, &b));
     } else {
       a.set_nlink(a.nlink() - 1);
-      a.set_ctime_ns(NowNs());
+      a.set_ctime_ns(now);
       b.Put(ikey, a.SerializeAsString());
     }
     return Write(&b, "unlink");
@@ -933,6 +999,15 @@ Result<InodeAttr> MetaStore::SetAttr(const SetAttrRequest& req) {
   rocksdb::WriteBatch b;
   b.Put(ikey, a.SerializeAsString());
   AddCounter(&b, kCounterBytes, bytes_delta);
+  if (a.type() == FILE_TYPE_DIRECTORY && (valid & kSetMtime)) {
+    // A directory's mtime is the latest event over every shard's share
+    // (ApplyDirStats): an explicit mtime is such an event, here, now.
+    DirShare d;
+    d.mtime_event = now;
+    d.mtime = a.mtime_ns();
+    d.ctime = now;
+    b.Merge(StatsKey(ino), EncodeShare(d));
+  }
   SLUICE_RETURN_IF_ERROR(Write(&b, "setattr"));
   return a;
 }
@@ -961,6 +1036,24 @@ Result<uint64_t> MetaStore::ReportLength(uint64_t ino, uint64_t length) {
   AddCounter(&b, kCounterBytes, delta);
   SLUICE_RETURN_IF_ERROR(Write(&b, "report length"));
   return length;
+}
+
+Result<DirStats> MetaStore::GetDirStats(uint64_t dir) {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), StatsKey(dir), &v);
+  DirStats out;
+  if (s.IsNotFound()) return out;
+  if (!s.ok()) return FromRocks(s, "read directory share of " + InoString(dir));
+  if (v.size() != 32) {
+    return Status(Code::kCorrupt, "directory share of " + InoString(dir) + " has " +
+                                      std::to_string(v.size()) + " bytes");
+  }
+  DirShare d = DecodeShare(v);
+  out.set_subdirs(d.subdirs > 0 ? static_cast<uint64_t>(d.subdirs) : 0);
+  out.set_mtime_event_ns(d.mtime_event);
+  out.set_mtime_ns(d.mtime);
+  out.set_ctime_ns(d.ctime);
+  return out;
 }
 
 Status MetaStore::SetDirLayout(const Caller& caller, uint64_t dir, const FileLayout& layout) {
@@ -1270,13 +1363,24 @@ Status MetaStore::ApplyOps(const std::vector<TxnOp>& ops, rocksdb::WriteBatch* b
   for (const TxnOp& op : ops) {
     switch (op.kind()) {
       case TxnOp::PUT_DENTRY:
-        b->Put(DentryKey(op.parent(), op.name()), DentryValue(op.ino(), op.type()));
-        if (op.expect_ino() == 0) AddCounter(b, kCounterDentries, 1);
+      case TxnOp::DELETE_DENTRY: {
+        // The parent's subdirectory count follows the types of the entry
+        // before and after (CheckOps verified the entry under these locks).
+        uint64_t old_ino = 0;
+        FileType old_type = FILE_TYPE_UNSPECIFIED;
+        SLUICE_ASSIGN_OR_RETURN(bool found, GetDentry(op.parent(), op.name(), &old_ino, &old_type));
+        int64_t subdirs = (found && old_type == FILE_TYPE_DIRECTORY) ? -1 : 0;
+        if (op.kind() == TxnOp::PUT_DENTRY) {
+          b->Put(DentryKey(op.parent(), op.name()), DentryValue(op.ino(), op.type()));
+          if (!found) AddCounter(b, kCounterDentries, 1);
+          if (op.type() == FILE_TYPE_DIRECTORY) subdirs += 1;
+        } else {
+          b->Delete(DentryKey(op.parent(), op.name()));
+          if (found) AddCounter(b, kCounterDentries, -1);
+        }
+        AddDirChange(b, op.parent(), subdirs, now);
         break;
-      case TxnOp::DELETE_DENTRY:
-        b->Delete(DentryKey(op.parent(), op.name()));
-        AddCounter(b, kCounterDentries, -1);
-        break;
+      }
       case TxnOp::ADJUST_INODE: {
         SLUICE_ASSIGN_OR_RETURN(InodeAttr a, ReadLocalInode(op.ino()));
         int64_t nlink = static_cast<int64_t>(a.nlink()) + op.nlink_delta();
@@ -1294,6 +1398,7 @@ Status MetaStore::ApplyOps(const std::vector<TxnOp>& ops, rocksdb::WriteBatch* b
         std::string when;  // wall-clock ms of the removal, for CollectFences
         PutBE64(&when, static_cast<uint64_t>(now / 1000000));
         b->Put(FenceKey(op.ino()), when);
+        b->Delete(StatsKey(op.ino()));  // the directory is gone: so is its share
         break;
       }
       default:

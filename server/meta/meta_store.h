@@ -18,6 +18,7 @@
 //   'P' txid         -> TxnPrepareRecord     a prepared, undecided participant txn
 //   'T' txid         -> TxnIntentRecord      a coordinator intent
 //   'G' ino          -> InodeAttr            a removed file whose chunks await collection
+//   'S' dir          -> DirStats (merged)    this shard's share of dir's nlink/mtime/ctime
 //   'M' name         -> counters and allocator high-water marks
 // Integers in keys are big-endian so that keys sort by number.
 //
@@ -141,6 +142,10 @@ class MetaStore {
   Result<uint64_t> ReportLength(uint64_t ino, uint64_t length);
   // Sets the default layout new files in `dir` get (owner or uid 0).
   Status SetDirLayout(const Caller& caller, uint64_t dir, const FileLayout& layout);
+  // This shard's share of directory `dir`'s nlink and times: its
+  // subdirectory entries and the latest change of its entries here (or, on
+  // the directory's own shard, an explicit mtime set). Zeros when none.
+  Result<DirStats> GetDirStats(uint64_t dir);
 
   // ---- two-phase commit participant (see ShardHandle).
   Status TxnPrepare(const TxnPrepareRecord& record);

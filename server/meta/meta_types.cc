@@ -1,5 +1,6 @@
 #include "server/meta/meta_types.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace sluice::meta {
@@ -113,6 +114,25 @@ Status ValidateLayout(const FileLayout& layout) {
                                       " chains given");
   }
   return Status::Ok();
+}
+
+void MergeDirStats(DirStats* a, const DirStats& b) {
+  a->set_subdirs(a->subdirs() + b.subdirs());
+  if (b.mtime_event_ns() > a->mtime_event_ns() ||
+      (b.mtime_event_ns() == a->mtime_event_ns() && b.mtime_ns() > a->mtime_ns())) {
+    a->set_mtime_event_ns(b.mtime_event_ns());
+    a->set_mtime_ns(b.mtime_ns());
+  }
+  a->set_ctime_ns(std::max(a->ctime_ns(), b.ctime_ns()));
+}
+
+void ApplyDirStats(InodeAttr* dir, const DirStats* parts, size_t count) {
+  if (dir->type() != FILE_TYPE_DIRECTORY) return;
+  DirStats all;
+  for (size_t i = 0; i < count; ++i) MergeDirStats(&all, parts[i]);
+  dir->set_nlink(static_cast<uint32_t>(2 + all.subdirs()));
+  if (all.mtime_event_ns() > 0) dir->set_mtime_ns(all.mtime_ns());
+  dir->set_ctime_ns(std::max(dir->ctime_ns(), all.ctime_ns()));
 }
 
 std::string InoString(uint64_t ino) {

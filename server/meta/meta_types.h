@@ -87,6 +87,15 @@ FileLayout DefaultLayout();
 // [64 KiB, 64 MiB], stripe width >= 1 and, when chains are given, <= their count.
 Status ValidateLayout(const FileLayout& layout);
 
+// Folds every shard's share of a directory's attributes into `dir` (an
+// inode record as stored): nlink = 2 + the subdirectory entries on all
+// shards; mtime = the value of the latest mtime event on any shard (the
+// stored mtime when there is none); ctime = the latest of the stored ctime
+// and every share's. Leaves non-directories alone.
+void ApplyDirStats(InodeAttr* dir, const DirStats* parts, size_t count);
+// Merges share `b` into `a` (the same rule, for combining several events).
+void MergeDirStats(DirStats* a, const DirStats& b);
+
 // "12" or "0x1:5" (shard:local) style rendering for messages.
 std::string InoString(uint64_t ino);
 // A name rendered printable for messages (non-printable bytes as \xNN).

@@ -12,12 +12,14 @@ RemoteShardHandle::RemoteShardHandle(rpc::RpcClient* rpc, rpc::Peer peer, uint32
   label_ = "meta shard " + std::to_string(shard_id_) + " (" + peer_.label + ")";
 }
 
-Status RemoteShardHandle::Call(const char* method, const google::protobuf::Message& req,
-                               google::protobuf::Message* resp) {
+rpc::CallOptions RemoteShardHandle::Options() const {
   rpc::CallOptions co;
   co.timeout_ms = options_.timeout_ms;
   co.map_version = options_.map_version ? options_.map_version->load() : 0;
-  rpc::CallResult r = rpc_->Call(peer_, MetaMethod(method), req, resp, co);
+  return co;
+}
+
+Status RemoteShardHandle::Finish(const char* method, const rpc::CallResult& r) {
   if (r.map_version != 0) {
     uint64_t seen = seen_map_version_.load();
     while (r.map_version > seen && !seen_map_version_.compare_exchange_weak(seen, r.map_version)) {
@@ -37,6 +39,11 @@ Status RemoteShardHandle::Call(const char* method, const google::protobuf::Messa
     default:
       return r.status;
   }
+}
+
+Status RemoteShardHandle::Call(const char* method, const google::protobuf::Message& req,
+                               google::protobuf::Message* resp) {
+  return Finish(method, rpc_->Call(peer_, MetaMethod(method), req, resp, Options()));
 }
 
 Result<InodeAttr> RemoteShardHandle::Lookup(const Caller& caller, uint64_t parent,
@@ -211,6 +218,30 @@ Status RemoteShardHandle::SetDirLayout(const Caller& caller, uint64_t dir,
   *req.mutable_layout() = layout;
   SetDirLayoutResponse resp;
   return Call("SetDirLayout", req, &resp);
+}
+
+Result<DirStats> RemoteShardHandle::GetDirStats(uint64_t dir) {
+  DirStatsRequest req;
+  req.set_dir(dir);
+  DirStatsResponse resp;
+  SLUICE_RETURN_IF_ERROR(Call("DirStats", req, &resp));
+  return std::move(*resp.mutable_stats());
+}
+
+void RemoteShardHandle::GetDirStatsAsync(uint64_t dir,
+                                         std::function<void(Result<DirStats>)> done) {
+  DirStatsRequest req;
+  req.set_dir(dir);
+  auto resp = std::make_shared<DirStatsResponse>();
+  rpc_->CallAsync(peer_, MetaMethod("DirStats"), req, resp.get(), Options(),
+                  [this, resp, done = std::move(done)](const rpc::CallResult& r) {
+                    Status st = Finish("DirStats", r);
+                    if (!st.ok()) {
+                      done(st);
+                    } else {
+                      done(std::move(*resp->mutable_stats()));
+                    }
+                  });
 }
 
 Status RemoteShardHandle::TxnPrepare(const TxnPrepareRecord& record) {

@@ -64,6 +64,9 @@ class RemoteShardHandle : public ShardHandle {
   Status RemoveXattr(const Caller& caller, uint64_t ino, std::string_view name) override;
   Result<uint64_t> ReportLength(uint64_t ino, uint64_t length) override;
   Status SetDirLayout(const Caller& caller, uint64_t dir, const FileLayout& layout) override;
+  Result<DirStats> GetDirStats(uint64_t dir) override;
+  // One asynchronous RPC; `done` runs on the RPC client's progress thread.
+  void GetDirStatsAsync(uint64_t dir, std::function<void(Result<DirStats>)> done) override;
   Status TxnPrepare(const TxnPrepareRecord& record) override;
   Status TxnDecide(uint64_t txid, bool commit) override;
   Status TxnApply(const std::vector<TxnOp>& ops) override;
@@ -80,6 +83,10 @@ class RemoteShardHandle : public ShardHandle {
  private:
   Status Call(const char* method, const google::protobuf::Message& req,
               google::protobuf::Message* resp);
+  rpc::CallOptions Options() const;
+  // The call's status as callers see it (transport failures name the shard);
+  // notes the map version the shard reported.
+  Status Finish(const char* method, const rpc::CallResult& r);
 
   rpc::RpcClient* rpc_;
   rpc::Peer peer_;

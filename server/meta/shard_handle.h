@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,15 @@ class ShardHandle {
   virtual Status RemoveXattr(const Caller& caller, uint64_t ino, std::string_view name) = 0;
   virtual Result<uint64_t> ReportLength(uint64_t ino, uint64_t length) = 0;
   virtual Status SetDirLayout(const Caller& caller, uint64_t dir, const FileLayout& layout) = 0;
+  // This shard's share of directory `dir`'s nlink and mtime/ctime (zeros
+  // when it holds no entry of it). Every shard is asked; ApplyDirStats
+  // folds the shares into the inode. Served by any shard, no permission check.
+  virtual Result<DirStats> GetDirStats(uint64_t dir) = 0;
+  // Asynchronous form: `done` runs exactly once, possibly on another thread,
+  // so a caller can ask every shard at once. Default: calls GetDirStats.
+  virtual void GetDirStatsAsync(uint64_t dir, std::function<void(Result<DirStats>)> done) {
+    done(GetDirStats(dir));
+  }
 
   // ---- two-phase commit participant (shard to shard).
   // Checks every op against this shard's state, locks their keys and records

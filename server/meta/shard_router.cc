@@ -1,6 +1,8 @@
 #include "server/meta/shard_router.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "common/clock.h"
@@ -56,7 +58,37 @@ ShardHandle* ShardRouter::ShardForIno(uint64_t ino) const {
                                        " names a shard beyond the cluster");           \
   }
 
-Result<InodeAttr> ShardRouter::Lookup(const Caller& c, uint64_t parent, std::string_view name) {
+Status ShardRouter::CompleteDirAttr(InodeAttr* attr) {
+  if (attr->type() != FILE_TYPE_DIRECTORY) return Status::Ok();
+  // Every shard holds a share of the directory (its entries there): ask
+  // them all at once and fold the answers in.
+  const size_t n = shards_.size();
+  std::vector<DirStats> parts(n);
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = n;
+  Status first;
+  for (size_t i = 0; i < n; ++i) {
+    shards_[i]->GetDirStatsAsync(attr->ino(), [&, i](Result<DirStats> r) {
+      std::lock_guard<std::mutex> l(mu);
+      if (r.ok()) {
+        parts[i] = std::move(r).value();
+      } else if (first.ok()) {
+        first = r.status().Prefix("directory attributes of " + InoString(attr->ino()));
+      }
+      if (--pending == 0) cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return pending == 0; });
+  }
+  SLUICE_RETURN_IF_ERROR(first);
+  ApplyDirStats(attr, parts.data(), parts.size());
+  return Status::Ok();
+}
+
+Result<InodeAttr> ShardRouter::LookupRaw(const Caller& c, uint64_t parent, std::string_view name) {
   if (name == "." || name == "..") {
     SLUICE_INO_SHARD_OR_RETURN(h, parent, "lookup");
     return h->Lookup(c, parent, name);
@@ -65,14 +97,24 @@ Result<InodeAttr> ShardRouter::Lookup(const Caller& c, uint64_t parent, std::str
   return ShardForName(parent, name)->Lookup(c, parent, name);
 }
 
+Result<InodeAttr> ShardRouter::Lookup(const Caller& c, uint64_t parent, std::string_view name) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, LookupRaw(c, parent, name));
+  SLUICE_RETURN_IF_ERROR(CompleteDirAttr(&a));
+  return a;
+}
+
 Result<InodeAttr> ShardRouter::GetAttr(uint64_t ino) {
   SLUICE_INO_SHARD_OR_RETURN(h, ino, "getattr");
-  return h->GetAttr(ino);
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, h->GetAttr(ino));
+  SLUICE_RETURN_IF_ERROR(CompleteDirAttr(&a));
+  return a;
 }
 
 Result<InodeAttr> ShardRouter::SetAttr(const SetAttrRequest& req) {
   SLUICE_INO_SHARD_OR_RETURN(h, req.ino(), "setattr");
-  return RetryBusy(busy_retry_ms_, [&] { return h->SetAttr(req); });
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, RetryBusy(busy_retry_ms_, [&] { return h->SetAttr(req); }));
+  SLUICE_RETURN_IF_ERROR(CompleteDirAttr(&a));
+  return a;
 }
 
 Result<CreateResult> ShardRouter::Create(const Caller& c, uint64_t parent, std::string_view name,
@@ -180,16 +222,19 @@ Status ShardRouter::SetDirLayout(const Caller& c, uint64_t dir, const FileLayout
 }
 
 Result<InodeAttr> ShardRouter::Resolve(const Caller& c, std::string_view path) {
-  SLUICE_ASSIGN_OR_RETURN(InodeAttr cur, GetAttr(kRootIno));
+  // Components are looked up raw; only the result gets its directory share.
+  SLUICE_INO_SHARD_OR_RETURN(root, kRootIno, "resolve");
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr cur, root->GetAttr(kRootIno));
   size_t pos = 0;
   while (pos < path.size()) {
     while (pos < path.size() && path[pos] == '/') ++pos;
     if (pos >= path.size()) break;
     size_t end = path.find('/', pos);
     if (end == std::string_view::npos) end = path.size();
-    SLUICE_ASSIGN_OR_RETURN(cur, Lookup(c, cur.ino(), path.substr(pos, end - pos)));
+    SLUICE_ASSIGN_OR_RETURN(cur, LookupRaw(c, cur.ino(), path.substr(pos, end - pos)));
     pos = end;
   }
+  SLUICE_RETURN_IF_ERROR(CompleteDirAttr(&cur));
   return cur;
 }
 

@@ -4,6 +4,10 @@
 // fans readdir out over every shard, and retries operations refused with
 // kBusy (a key held by a cross-shard transaction) until a deadline.
 //
+// A directory's nlink and mtime/ctime are spread over the shards holding
+// its entries (proto DirStats); the router asks every shard and folds them
+// into the directory attributes it returns (CompleteDirAttr).
+//
 // This is what libsluice does over RPC handles; tests and the benchmark use
 // it over LocalShardHandles. Thread-safe if the handles are.
 #pragma once
@@ -59,7 +63,15 @@ class ShardRouter {
   // Resolves "/a/b/c" from the root, one Lookup per component (no symlinks followed).
   Result<InodeAttr> Resolve(const Caller& c, std::string_view path);
 
+  // Folds every shard's DirStats into a directory's attributes (nlink =
+  // 2 + subdirectories, mtime/ctime of its latest entry change); other
+  // types are left alone. Lookup, GetAttr, SetAttr and Resolve do this.
+  Status CompleteDirAttr(InodeAttr* attr);
+
  private:
+  // Lookup without CompleteDirAttr (intermediate path components).
+  Result<InodeAttr> LookupRaw(const Caller& c, uint64_t parent, std::string_view name);
+
   std::vector<ShardHandle*> shards_;
   ShardHandle* coordinator_;
   int busy_retry_ms_;

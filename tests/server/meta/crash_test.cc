@@ -48,6 +48,9 @@ void CheckRenameDir(MetaCluster& c, const CrashNames& n, bool done, uint64_t mov
   ASSERT_OK(attr);
   EXPECT_EQ(attr->parent(), done ? n.b : n.a) << "parent pointer disagrees with the dentry";
   EXPECT_NE(InoOr0(ns, moved, "child"), 0u);
+  // Both parents' link counts move with the entry (a holds dir_src and e).
+  EXPECT_EQ(ns.GetAttr(n.a)->nlink(), done ? 3u : 4u);
+  EXPECT_EQ(ns.GetAttr(n.b)->nlink(), done ? 3u : 2u);
 }
 
 void CheckRenameReplace(MetaCluster& c, const CrashNames& n, bool done, uint64_t f, uint64_t h) {
@@ -68,6 +71,7 @@ void CheckRenameReplace(MetaCluster& c, const CrashNames& n, bool done, uint64_t
 
 void CheckRmdir(MetaCluster& c, const CrashNames& n, bool done, uint64_t e) {
   ShardRouter& ns = c.ns();
+  EXPECT_EQ(ns.GetAttr(n.a)->nlink(), done ? 3u : 4u);
   if (!done) {
     EXPECT_EQ(InoOr0(ns, n.a, n.e), e);
     ASSERT_OK(ns.GetAttr(e));

@@ -171,6 +171,170 @@ TEST(MetaProcess, OpsAcrossTwoShards) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// Directory nlink and parent times through the real processes, with the
+// directory's inode on one shard and its entries on the other.
+TEST(MetaProcess, DirectoryNlinkAndTimesAcrossShards) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  // a's inode on shard 0, b's on shard 1.
+  auto a = c->Mkdir(Root(), kRootIno, NameOnShard(kRootIno, "a", 0, 2), 0755);
+  auto b = c->Mkdir(Root(), kRootIno, NameOnShard(kRootIno, "b", 1, 2), 0755);
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  ASSERT_EQ(InodeShard(a->ino()), 0u);
+  ASSERT_EQ(InodeShard(b->ino()), 1u);
+  EXPECT_EQ(c->GetAttr(kRootIno)->nlink(), 4u);
+  // Subdirectories of a whose entries live on shard 1 (not a's inode shard) and on shard 0.
+  const std::string far = NameOnShard(a->ino(), "far", 1, 2);
+  const std::string near = NameOnShard(a->ino(), "near", 0, 2);
+  InodeAttr before = *c->GetAttr(a->ino());
+  auto sub = c->Mkdir(Root(), a->ino(), far, 0755);
+  ASSERT_OK(sub);
+  ASSERT_OK(c->Mkdir(Root(), a->ino(), near, 0755));
+  auto after = c->GetAttr(a->ino());
+  ASSERT_OK(after);
+  EXPECT_EQ(after->nlink(), 4u);
+  EXPECT_GT(after->mtime_ns(), before.mtime_ns());
+  EXPECT_GT(after->ctime_ns(), before.ctime_ns());
+  EXPECT_EQ(c->Lookup(Root(), kRootIno, NameOnShard(kRootIno, "a", 0, 2))->nlink(), 4u);
+  // A file created on the far shard moves a's mtime, not its nlink.
+  before = *after;
+  ASSERT_OK(c->Create(Root(), a->ino(), NameOnShard(a->ino(), "file", 1, 2), 0644, true));
+  after = c->GetAttr(a->ino());
+  ASSERT_OK(after);
+  EXPECT_EQ(after->nlink(), 4u);
+  EXPECT_GT(after->mtime_ns(), before.mtime_ns());
+  // Cross-shard rename of a directory: a loses a link, b gains one, and
+  // both parents' times move.
+  InodeAttr ta = *after, tb = *c->GetAttr(b->ino());
+  ASSERT_ST_OK(c->Rename(Root(), a->ino(), far, b->ino(), NameOnShard(b->ino(), "moved", 0, 2)));
+  auto a2 = c->GetAttr(a->ino());
+  auto b2 = c->GetAttr(b->ino());
+  ASSERT_OK(a2);
+  ASSERT_OK(b2);
+  EXPECT_EQ(a2->nlink(), 3u);
+  EXPECT_EQ(b2->nlink(), 3u);
+  EXPECT_GT(a2->mtime_ns(), ta.mtime_ns());
+  EXPECT_GT(b2->mtime_ns(), tb.mtime_ns());
+  EXPECT_EQ(c->GetAttr(sub->ino())->parent(), b->ino());
+  // rmdir on the far shard; unlink updates the parent's times.
+  ASSERT_ST_OK(c->Rmdir(Root(), b->ino(), NameOnShard(b->ino(), "moved", 0, 2)));
+  EXPECT_EQ(c->GetAttr(b->ino())->nlink(), 2u);
+  tb = *c->GetAttr(b->ino());
+  ASSERT_OK(c->Create(Root(), b->ino(), "x", 0644, true));
+  ASSERT_ST_OK(c->Unlink(Root(), b->ino(), "x"));
+  EXPECT_GT(c->GetAttr(b->ino())->mtime_ns(), tb.mtime_ns());
+  // Kept across a restart of both shards.
+  cl.shard_proc(0).Kill(SIGKILL);
+  cl.shard_proc(1).Kill(SIGKILL);
+  cl.shard_proc(0).Wait(10000);
+  cl.shard_proc(1).Wait(10000);
+  ASSERT_TRUE(cl.StartShard(0));
+  ASSERT_TRUE(cl.StartShard(1));
+  auto a3 = c->GetAttr(a->ino());
+  ASSERT_OK(a3);
+  EXPECT_EQ(a3->nlink(), 3u);
+  EXPECT_EQ(a3->mtime_ns(), a2->mtime_ns());
+  EXPECT_EQ(c->GetAttr(b->ino())->nlink(), 2u);
+}
+
+// Mode-bit permissions with the caller's uid/gids, every kind of change,
+// with entries on both shards: EACCES without write+search on the parent,
+// without search on a path component, EPERM under the sticky bit, and the
+// same operations succeeding for the owner, a group member and root.
+TEST(MetaProcess, PermissionsAcrossShards) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  const Caller owner = MakeCaller(1000, 1000);
+  const Caller other = MakeCaller(2000, 2000);
+  Caller member = MakeCaller(3000, 3000);
+  member.add_gids(1000);
+  auto home = c->Mkdir(Root(), kRootIno, "home", 0755);
+  ASSERT_OK(home);
+  SetAttrRequest chown;
+  *chown.mutable_caller() = Root();
+  chown.set_ino(home->ino());
+  chown.set_valid(kSetUid | kSetGid);
+  chown.set_uid(1000);
+  chown.set_gid(1000);
+  ASSERT_OK(c->SetAttr(chown));
+  const uint64_t h = home->ino();
+  // Files and directories of the owner on both shards.
+  std::vector<std::string> files, dirs;
+  for (uint32_t s = 0; s < 2; ++s) {
+    files.push_back(NameOnShard(h, "f", s, 2));
+    dirs.push_back(NameOnShard(h, "d", s, 2));
+    ASSERT_OK(c->Create(owner, h, files.back(), 0644, true));
+    ASSERT_OK(c->Mkdir(owner, h, dirs.back(), 0755));
+  }
+  auto f0 = c->Lookup(owner, h, files[0]);
+  ASSERT_OK(f0);
+  for (uint32_t s = 0; s < 2; ++s) {
+    const std::string n = NameOnShard(h, "new", s, 2);
+    // No write permission on home (0755, owner 1000): every change is EACCES.
+    EXPECT_EQ(c->Create(other, h, n, 0644, true).status().code(), Code::kPermission);
+    EXPECT_EQ(c->Mkdir(other, h, n, 0755).status().code(), Code::kPermission);
+    EXPECT_EQ(c->Symlink(other, h, n, "t").status().code(), Code::kPermission);
+    EXPECT_EQ(c->Link(other, f0->ino(), h, n).status().code(), Code::kPermission);
+    EXPECT_EQ(c->Unlink(other, h, files[s]).code(), Code::kPermission);
+    EXPECT_EQ(c->Rmdir(other, h, dirs[s]).code(), Code::kPermission);
+    EXPECT_EQ(c->Rename(other, h, files[s], h, n).code(), Code::kPermission);
+    // Reading is allowed.
+    EXPECT_TRUE(c->Lookup(other, h, files[s]).ok());
+  }
+  EXPECT_TRUE(c->ReadDir(other, h, {}, 100).ok());
+  // Rename needs write on both parents: from a world-writable directory into home is EACCES.
+  auto pub = c->Mkdir(Root(), kRootIno, "pub", 0777);
+  ASSERT_OK(pub);
+  ASSERT_OK(c->Create(other, pub->ino(), "mine", 0644, true));
+  EXPECT_EQ(c->Rename(other, pub->ino(), "mine", h, "stolen").code(), Code::kPermission);
+  ASSERT_ST_OK(c->Rename(owner, pub->ino(), "mine", h, "given"));
+  // Search permission on each component: a 0700 directory hides its entries.
+  auto priv = c->Mkdir(owner, h, NameOnShard(h, "priv", 1, 2), 0700);
+  ASSERT_OK(priv);
+  ASSERT_OK(c->Mkdir(owner, priv->ino(), "inner", 0777));
+  EXPECT_EQ(c->Lookup(other, priv->ino(), "inner").status().code(), Code::kPermission);
+  EXPECT_EQ(c->Resolve(other, "/home/" + NameOnShard(h, "priv", 1, 2) + "/inner").status().code(),
+            Code::kPermission);
+  ASSERT_OK(c->Resolve(owner, "/home/" + NameOnShard(h, "priv", 1, 2) + "/inner"));
+  // Group bits apply to the caller's supplementary groups.
+  auto grp = c->Mkdir(owner, h, "grp", 0770);
+  ASSERT_OK(grp);
+  for (uint32_t s = 0; s < 2; ++s) {
+    const std::string n = NameOnShard(grp->ino(), "g", s, 2);
+    EXPECT_EQ(c->Create(other, grp->ino(), n, 0644, true).status().code(), Code::kPermission);
+    ASSERT_OK(c->Create(member, grp->ino(), n, 0644, true));
+    ASSERT_ST_OK(c->Unlink(member, grp->ino(), n));
+  }
+  // Sticky directory: others' entries can be neither removed nor renamed
+  // away (EPERM); the entry's owner, the directory's owner and root can.
+  auto tmp = c->Mkdir(Root(), kRootIno, "tmp", 01777);
+  ASSERT_OK(tmp);
+  for (uint32_t s = 0; s < 2; ++s) {
+    const std::string f = NameOnShard(tmp->ino(), "o", s, 2);
+    const std::string d = NameOnShard(tmp->ino(), "od", s, 2);
+    ASSERT_OK(c->Create(owner, tmp->ino(), f, 0666, true));
+    ASSERT_OK(c->Mkdir(owner, tmp->ino(), d, 0777));
+    EXPECT_EQ(c->Unlink(other, tmp->ino(), f).code(), Code::kNotPermitted);
+    EXPECT_EQ(c->Rename(other, tmp->ino(), f, tmp->ino(), "x" + f).code(), Code::kNotPermitted);
+    EXPECT_EQ(c->Rmdir(other, tmp->ino(), d).code(), Code::kNotPermitted);
+    ASSERT_ST_OK(c->Rename(owner, tmp->ino(), f, tmp->ino(), "x" + f));
+    ASSERT_ST_OK(c->Unlink(owner, tmp->ino(), "x" + f));
+    ASSERT_ST_OK(c->Rmdir(Root(), tmp->ino(), d));
+  }
+  // The owner and root succeed where others were refused.
+  for (uint32_t s = 0; s < 2; ++s) {
+    ASSERT_ST_OK(c->Unlink(owner, h, files[s]));
+    ASSERT_ST_OK(c->Rmdir(owner, h, dirs[s]));
+    ASSERT_OK(c->Create(Root(), h, NameOnShard(h, "byroot", s, 2), 0644, true));
+  }
+  EXPECT_EQ(c->GetAttr(h)->nlink(), 4u);  // priv, grp
+}
+
 TEST(MetaProcess, StaleMapRefusedAndClientRefreshes) {
   MetaProcCluster cl(2);
   ASSERT_TRUE(cl.StartAll());

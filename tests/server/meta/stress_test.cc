@@ -1,8 +1,9 @@
 // Concurrent random namespace changes over 4 shards, then invariants that
 // any lost update, half-applied transaction or leaked key would break:
 // every entry's inode exists, a file's nlink equals its number of names, a
-// directory's parent pointer names the directory holding it, nothing stays
-// prepared, and the statfs counters equal what a full walk finds.
+// directory's parent pointer names the directory holding it and its nlink
+// is 2 + its subdirectories, nothing stays prepared, and the statfs
+// counters equal what a full walk finds.
 #include <map>
 #include <random>
 #include <thread>
@@ -17,6 +18,7 @@ using testing::Root;
 
 struct Walk {
   std::map<uint64_t, int> names_of;  // ino -> number of entries naming it
+  std::map<uint64_t, int> subdirs_of;  // directory -> subdirectory entries in it
   uint64_t dentries = 0;
   uint64_t dirs = 1;                  // root
 };
@@ -37,6 +39,7 @@ void WalkTree(MetaCluster& c, uint64_t dir, Walk* w, int depth) {
       if (a->type() == FILE_TYPE_DIRECTORY) {
         EXPECT_EQ(a->parent(), dir) << "directory " << e.ino() << " parent pointer";
         w->dirs++;
+        w->subdirs_of[dir]++;
         WalkTree(c, e.ino(), w, depth + 1);
       }
     }
@@ -123,6 +126,9 @@ TEST(StressTest, RandomConcurrentChangesKeepInvariants) {
       ASSERT_OK(a);
       if (a->type() == FILE_TYPE_DIRECTORY) {
         EXPECT_EQ(names, 1) << "directory " << ino << " has several names";
+        auto sub = w.subdirs_of.find(ino);
+        const int subdirs = sub == w.subdirs_of.end() ? 0 : sub->second;
+        EXPECT_EQ(a->nlink(), static_cast<uint32_t>(2 + subdirs)) << "directory " << ino;
       } else {
         EXPECT_EQ(a->nlink(), static_cast<uint32_t>(names)) << "inode " << ino;
       }
@@ -131,11 +137,16 @@ TEST(StressTest, RandomConcurrentChangesKeepInvariants) {
     ASSERT_OK(fs);
     EXPECT_EQ(fs->dentries, w.dentries);
     EXPECT_EQ(fs->inodes, w.names_of.size() + 1) << "leaked or missing inodes";
+    auto root = c.ns().GetAttr(kRootIno);
+    ASSERT_OK(root);
+    const int root_subdirs = w.subdirs_of.count(kRootIno) ? w.subdirs_of.at(kRootIno) : 0;
+    EXPECT_EQ(root->nlink(), static_cast<uint32_t>(2 + root_subdirs));
     // The same after a restart.
     ASSERT_OK(c.Reopen());
     Walk w2;
     WalkTree(c, kRootIno, &w2, 0);
     EXPECT_EQ(w2.names_of, w.names_of);
+    EXPECT_EQ(w2.subdirs_of, w.subdirs_of);
   }
   std::filesystem::remove_all(dir);
 }
