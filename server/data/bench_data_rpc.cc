@@ -3,14 +3,16 @@
 // against fio --ioengine=io_uring --direct=1 on the same disk, same run.
 //
 //   bench_data_rpc [--dir=/var/tmp] [--provider=tcp] [--mib=512] [--seconds=5]
-//                  [--threads=4] [--sync=1]
+//                  [--threads=4] [--write-depth=4] [--sync=1] [--server-log=FILE]
 //
 // Starts sluice-mgmtd and one sluice-data (replication 1) from this binary's
 // directory on a fresh directory under --dir, then measures
-//   1 MiB sequential write (threads x 1 outstanding write each),
+//   1 MiB sequential write (threads x write-depth writes in flight, as the
+//     client's write-behind keeps several chunk writes of a file in flight),
 //   1 MiB sequential read (threads x BatchRead of 4 chunks),
 //   4 KiB random read (threads x BatchRead of 32 ranges),
-// and the same three with fio at the same total queue depth. With --sync=1
+// and the same three with fio at the same total queue depth (the write at
+// threads x write-depth). With --sync=1
 // (the server default) every write is durable before it is acknowledged
 // (fdatasync + RocksDB WAL sync), so fio's write row is given with
 // --fdatasync=1 as well as without.
@@ -21,6 +23,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -47,7 +50,9 @@ struct Args {
   uint64_t mib = 512;
   int seconds = 5;
   int threads = 4;
+  int write_depth = 4;
   bool sync = true;
+  std::string server_log;  // where to keep the data server's log
 };
 
 uint16_t FreePort() {
@@ -133,9 +138,11 @@ int main(int argc, char** argv) {
     else if (auto v = val("--mib=")) a.mib = std::strtoull(v, nullptr, 10);
     else if (auto v = val("--seconds=")) a.seconds = std::atoi(v);
     else if (auto v = val("--threads=")) a.threads = std::atoi(v);
+    else if (auto v = val("--write-depth=")) a.write_depth = std::max(1, std::atoi(v));
     else if (auto v = val("--sync=")) a.sync = std::atoi(v) != 0;
+    else if (auto v = val("--server-log=")) a.server_log = v;
     else {
-      std::fprintf(stderr, "usage: bench_data_rpc [--dir=D] [--provider=P] [--mib=N] [--seconds=S] [--threads=T] [--sync=0|1]\n");
+      std::fprintf(stderr, "usage: bench_data_rpc [--dir=D] [--provider=P] [--mib=N] [--seconds=S] [--threads=T] [--write-depth=D] [--sync=0|1] [--server-log=FILE]\n");
       return 2;
     }
   }
@@ -167,6 +174,9 @@ int main(int argc, char** argv) {
     kill(mgmtd, SIGTERM);
     waitpid(mgmtd, nullptr, 0);
     std::error_code ec;
+    if (!a.server_log.empty()) {
+      std::filesystem::copy_file(dir + "/data.log", a.server_log, std::filesystem::copy_options::overwrite_existing, ec);
+    }
     std::filesystem::remove_all(dir, ec);
   };
   if (!WaitText(dir + "/data.log", "registered with mgmtd", 15000)) {
@@ -194,8 +204,9 @@ int main(int argc, char** argv) {
   const uint32_t kMiB = 1u << 20;
   const uint64_t chunks = a.mib;
   const int T = a.threads;
-  // Registered, page-aligned buffers: 4 MiB per thread.
-  size_t per_thread = 4 * kMiB;
+  const int D = a.write_depth;
+  // Registered, page-aligned buffers: 4 MiB (or write-depth MiB) per thread.
+  size_t per_thread = std::max(4, D) * size_t{kMiB};
   void* mem = nullptr;
   if (posix_memalign(&mem, 4096, per_thread * T) != 0) return 1;
   char* buf = static_cast<char*>(mem);
@@ -207,22 +218,24 @@ int main(int argc, char** argv) {
   Status reg = c->RegisterMemory(buf, per_thread * T);
   if (!reg.ok()) std::fprintf(stderr, "note: RegisterMemory: %s (bounce buffers)\n", reg.ToString().c_str());
 
-  std::printf("bench_data_rpc: dir %s, provider %s, %llu MiB, %d threads, server sync_writes=%d\n", dir.c_str(),
-              a.provider.c_str(), static_cast<unsigned long long>(a.mib), T, a.sync);
+  std::printf("bench_data_rpc: dir %s, provider %s, %llu MiB, %d threads x %d writes in flight, server sync_writes=%d\n",
+              dir.c_str(), a.provider.c_str(), static_cast<unsigned long long>(a.mib), T, D, a.sync);
 
-  // 1 MiB sequential write: thread t writes chunks t, t+T, ...
+  // 1 MiB sequential write: T x D writers, each with one write in flight
+  // (DataClient::Write blocks; the client library's write-behind does the
+  // same with its IO threads), taking the next chunk index in turn.
   std::atomic<uint64_t> next{0};
   std::atomic<int> errors{0};
   auto t0 = NowNanos();
   std::vector<std::thread> ths;
-  for (int t = 0; t < T; t++) {
+  for (int t = 0; t < T * D; t++) {
     ths.emplace_back([&, t] {
       for (uint64_t i; (i = next++) < chunks;) {
         ChunkWrite w;
         w.chain_id = chain;
         w.inode = 1;
         w.index = i;
-        w.data = buf + t * per_thread;
+        w.data = buf + (t % T) * per_thread + (t / T) * size_t{kMiB};
         w.length = kMiB;
         w.chunk_size = kMiB;
         auto r = c->Write(w);
@@ -302,9 +315,12 @@ int main(int argc, char** argv) {
 
   // fio on the same disk, same queue depths.
   std::string f = "--name=b --filename=" + dir + "/fio.dat --size=" + std::to_string(a.mib) + "M ";
-  std::string qd = std::to_string(T);
+  std::string qd = std::to_string(T * D);
   auto fw = Fio(f + "--rw=write --bs=1M --iodepth=" + qd);
-  auto fws = Fio(f + "--rw=write --bs=1M --iodepth=1 --fdatasync=1 --numjobs=" + qd);
+  // One synchronous writer per write in flight, each on its own slice.
+  std::string slice = std::to_string(std::max<uint64_t>(1, a.mib / (T * D))) + "M";
+  auto fws = Fio("--name=b --filename=" + dir + "/fio.dat --size=" + slice + " --offset_increment=" + slice +
+                 " --rw=write --bs=1M --iodepth=1 --fdatasync=1 --numjobs=" + qd);
   auto fr = Fio(f + "--rw=read --bs=1M --iodepth=" + std::to_string(4 * T));
   auto frr = Fio(f + "--rw=randread --bs=4k --time_based --runtime=" + std::to_string(a.seconds) +
                  " --iodepth=" + std::to_string(32 * T));

@@ -137,7 +137,14 @@ ChunkStore::ChunkStore(const ChunkStoreOptions& options)
       pool_(IoBufferPool::Create(options.buffer_arena_bytes)),
       chunk_locks_(new std::mutex[kLockStripes]) {}
 
-ChunkStore::~ChunkStore() = default;
+ChunkStore::~ChunkStore() {
+  if (stats_.updates > 0) {
+    LOG_INFO("target " + std::to_string(options_.target_id) + ": closing after " +
+             std::to_string(stats_.updates.load()) + " updates; " + std::to_string(stats_.commit_groups.load()) +
+             " record commits (group commit) for " + std::to_string(stats_.committed_records.load()) +
+             " records, " + std::to_string(stats_.data_syncs.load()) + " data fdatasyncs");
+  }
+}
 
 std::string ChunkStore::DataFilePath(const std::string& dir, uint32_t class_bytes) {
   return dir + "/data/class-" + ClassLabel(class_bytes) + ".dat";
@@ -300,12 +307,111 @@ Result<ChunkRecord> ChunkStore::GetRecord(const ChunkId& chunk, bool* found) {
 }
 
 Status ChunkStore::PutRecord(const ChunkId& chunk, const ChunkRecord* record) {
+  CommitTicket ticket;
+  std::string key = ChunkKey(chunk);
+  CommitTicket::Entry e;
+  e.key = key;
+  if (record) e.value = EncodeChunkRecord(*record);
+  e.remove = record == nullptr;
+  ticket.entries.push_back(std::move(e));
+  CommitRecords(ticket);
+  const Status& st = ticket.entries[0].status;
+  return st.ok() ? st : st.Prefix(Where(chunk));
+}
+
+void ChunkStore::CommitRecords(CommitTicket& ticket) {
+  std::unique_lock<std::mutex> l(commit_mu_);
+  commit_queue_.push_back(&ticket);
+  // Wait until a leader has taken this ticket, or lead the next group.
+  ticket.cv.wait(l, [&] { return ticket.taken || !syncing_; });
+  if (ticket.taken) {
+    ticket.cv.wait(l, [&] { return ticket.done; });
+    return;
+  }
+  syncing_ = true;
+  std::vector<CommitTicket*> group;
+  group.swap(commit_queue_);  // holds `ticket`
+  for (CommitTicket* t : group) t->taken = true;
+  l.unlock();
+  // Two stages, pipelined: the next group's fdatasyncs run while this group's
+  // records are written (RocksDB groups concurrent synced writes itself).
+  SyncDataFiles(group);
+  l.lock();
+  syncing_ = false;
+  if (!commit_queue_.empty()) commit_queue_.front()->cv.notify_one();  // the next leader
+  l.unlock();
+  WriteRecords(group);
+  l.lock();
+  // Notified under the lock: a waiter returns (destroying its ticket) only
+  // after it has reacquired commit_mu_.
+  for (CommitTicket* t : group) {
+    t->done = true;
+    if (t != &ticket) t->cv.notify_one();
+  }
+}
+
+void ChunkStore::SyncDataFiles(std::span<CommitTicket* const> group) {
+  if (!options_.sync_writes) return;
+  // Every data write of the group completed before its ticket was queued, so
+  // one fdatasync per data file issued now covers all of them.
+  std::vector<bool> touched(files_.size(), false);
+  for (CommitTicket* t : group) {
+    for (const CommitTicket::Entry& e : t->entries) {
+      if (e.size_class != kNoSlot) touched[e.size_class] = true;
+    }
+  }
+  std::vector<IoOp> syncs;
+  for (size_t c = 0; c < touched.size(); c++) {
+    if (!touched[c]) continue;
+    IoOp op;
+    op.kind = IoOp::kFdatasync;
+    op.file = static_cast<int>(c);
+    syncs.push_back(op);
+  }
+  if (syncs.empty()) return;
+  {
+    RingLease ring(this);
+    ring->Run(syncs);
+  }
+  stats_.data_syncs += syncs.size();
+  for (const IoOp& op : syncs) {
+    if (op.result >= 0) continue;
+    Status st = IoError(op.result, "fdatasync " + files_[op.file]->path);
+    for (CommitTicket* t : group) {
+      for (CommitTicket::Entry& e : t->entries) {
+        if (e.size_class == op.file) e.status = st;
+      }
+    }
+  }
+}
+
+void ChunkStore::WriteRecords(std::span<CommitTicket* const> group) {
+  rocksdb::WriteBatch batch;
+  size_t entries = 0;
+  for (CommitTicket* t : group) {
+    for (const CommitTicket::Entry& e : t->entries) {
+      if (!e.status.ok()) continue;
+      if (e.remove) {
+        batch.Delete(e.key);
+      } else {
+        batch.Put(e.key, e.value);
+      }
+      entries++;
+    }
+  }
+  if (entries == 0) return;
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  rocksdb::Status rs = record ? db_->Put(wo, ChunkKey(chunk), EncodeChunkRecord(*record))
-                              : db_->Delete(wo, ChunkKey(chunk));
-  if (!rs.ok()) return Status(Code::kIo, Where(chunk) + ": write record: " + rs.ToString());
-  return Status::Ok();
+  rocksdb::Status rs = db_->Write(wo, &batch);
+  stats_.commit_groups++;
+  stats_.committed_records += entries;
+  if (rs.ok()) return;
+  Status st(Code::kIo, "write record: " + rs.ToString());
+  for (CommitTicket* t : group) {
+    for (CommitTicket::Entry& e : t->entries) {
+      if (e.status.ok()) e.status = st;
+    }
+  }
 }
 
 Result<uint64_t> ChunkStore::AllocateSlot(uint8_t size_class) {
@@ -844,9 +950,8 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     }
   }
 
-  // 6. Write the new slots (and make them durable if asked).
+  // 6. Write the new slots.
   ops.clear();
-  std::vector<bool> touched(files_.size(), false);
   for (size_t i = 0; i < n; i++) {
     Work& x = w[i];
     if (!x.live || x.nv.size_class == kNoSlot) continue;
@@ -859,14 +964,15 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     op.fixed = x.src_registered;
     x.write_op = static_cast<int>(ops.size());
     ops.push_back(op);
-    touched[x.nv.size_class] = true;
   }
   auto drop_new_slot = [&](size_t i) {
     if (w[i].nv.size_class != kNoSlot) FreeSlot(w[i].nv.size_class, w[i].nv.slot);
   };
   if (!ops.empty()) {
-    RingLease ring(this);
-    ring->Run(ops);
+    {
+      RingLease ring(this);
+      ring->Run(ops);
+    }
     for (size_t i = 0; i < n; i++) {
       Work& x = w[i];
       if (!x.live || x.write_op < 0 || ops[x.write_op].result >= 0) continue;
@@ -875,31 +981,15 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
                       Where(ups[i].chunk) + ": write v" + std::to_string(x.nv.version) + " to " +
                           files_[x.nv.size_class]->path));
     }
-    if (options_.sync_writes) {
-      std::vector<IoOp> syncs;
-      for (size_t c = 0; c < touched.size(); c++) {
-        if (!touched[c]) continue;
-        IoOp op;
-        op.kind = IoOp::kFdatasync;
-        op.file = static_cast<int>(c);
-        syncs.push_back(op);
-      }
-      ring->Run(syncs);
-      for (const IoOp& op : syncs) {
-        if (op.result >= 0) continue;
-        for (size_t i = 0; i < n; i++) {
-          if (w[i].live && w[i].nv.size_class == op.file) {
-            drop_new_slot(i);
-            fail(i, IoError(op.result, Where(ups[i].chunk) + ": fdatasync " + files_[op.file]->path));
-          }
-        }
-      }
-    }
   }
 
-  // 7. Switch the records in one atomic RocksDB write.
-  rocksdb::WriteBatch batch;
-  std::vector<std::pair<uint8_t, uint64_t>> to_free;
+  // 7. Make the new slots durable and switch the records, in a group commit
+  // with concurrent updates (CommitRecords): one fdatasync per data file and
+  // one (synced) RocksDB write for the whole group. This caller's records go
+  // into the group's WriteBatch together, so they switch atomically.
+  CommitTicket ticket;
+  std::vector<size_t> entry_of(n, SIZE_MAX);
+  std::vector<std::vector<std::pair<uint8_t, uint64_t>>> to_free(n);
   std::vector<ChunkRecord> new_recs(n);
   for (size_t i = 0; i < n; i++) {
     Work& x = w[i];
@@ -907,7 +997,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     const Update& u = ups[i];
     ChunkRecord rec = x.rec;
     auto release = [&](const std::optional<ChunkVersion>& v) {
-      if (v && v->size_class != kNoSlot) to_free.emplace_back(v->size_class, v->slot);
+      if (v && v->size_class != kNoSlot) to_free[i].emplace_back(v->size_class, v->slot);
     };
     const uint64_t old_cv = rec.committed ? rec.committed->version : 0;
     if (u.commit) {
@@ -928,23 +1018,24 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     }
     // Releasing the slots of the new record would be a double owner.
     new_recs[i] = std::move(rec);
-    batch.Put(keys[i], EncodeChunkRecord(new_recs[i]));
+    entry_of[i] = ticket.entries.size();
+    CommitTicket::Entry e;
+    e.key = keys[i];
+    e.value = EncodeChunkRecord(new_recs[i]);
+    e.size_class = x.nv.size_class;
+    ticket.entries.push_back(std::move(e));
   }
-  std::vector<std::pair<uint8_t, uint64_t>> new_slots;
-  if (batch.Count() > 0) {
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
-    rocksdb::Status rs = db_->Write(wo, &batch);
-    if (!rs.ok()) {
-      for (size_t i = 0; i < n; i++) {
-        if (!w[i].live) continue;
-        drop_new_slot(i);
-        fail(i, Status(Code::kIo, Where(ups[i].chunk) + ": write record: " + rs.ToString()));
-      }
-      to_free.clear();
+  if (!ticket.entries.empty()) CommitRecords(ticket);
+  for (size_t i = 0; i < n; i++) {
+    if (entry_of[i] == SIZE_MAX) continue;
+    const Status& st = ticket.entries[entry_of[i]].status;
+    if (st.ok()) {
+      for (auto& [cls, slot] : to_free[i]) FreeSlot(cls, slot);
+    } else {
+      drop_new_slot(i);
+      fail(i, st.Prefix(Where(ups[i].chunk) + " v" + std::to_string(w[i].nv.version)));
     }
   }
-  for (auto& [cls, slot] : to_free) FreeSlot(cls, slot);
 
   // 8. Results.
   for (size_t i = 0; i < n; i++) {

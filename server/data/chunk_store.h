@@ -63,8 +63,10 @@ struct ChunkStoreOptions {
   uint64_t grow_bytes = 256ull << 20;
   // Registered IO buffer arena shared by all rings (bytes).
   size_t buffer_arena_bytes = 256u << 20;
-  // io_uring instances (max concurrent batches) and entries per ring.
-  unsigned io_rings = 4;
+  // io_uring instances (max concurrent batches) and entries per ring. A
+  // caller holds a ring while its data write runs, so this caps the updates
+  // at the disk at once: one per RPC handler thread of sluice-data (16).
+  unsigned io_rings = 16;
   unsigned ring_depth = 128;
   // RocksDB block cache for chunk records.
   size_t record_cache_bytes = 64u << 20;
@@ -159,6 +161,8 @@ struct ChunkStoreStats {
   std::atomic<uint64_t> corrupt_reads{0};      // CRC mismatches of stored bytes
   std::atomic<uint64_t> rejected_writes{0};    // client CRC mismatches
   std::atomic<uint64_t> read_retries{0};       // reads that raced an update
+  // Group commit: RocksDB writes, the records they carried, data-file fdatasyncs.
+  std::atomic<uint64_t> commit_groups{0}, committed_records{0}, data_syncs{0};
 };
 
 class ChunkStore {
@@ -247,6 +251,20 @@ class ChunkStore {
  private:
   struct Update;
   class RingLease;
+  // One caller's records for a group commit (see CommitRecords).
+  struct CommitTicket {
+    struct Entry {
+      std::string_view key;  // lives in the caller's frame
+      std::string value;     // encoded record (unused when remove)
+      uint8_t size_class = kNoSlot;  // the new slot's data file, if any
+      bool remove = false;
+      Status status;         // out
+    };
+    std::vector<Entry> entries;
+    bool taken = false;  // by a group's leader (commit_mu_)
+    bool done = false;   // commit_mu_
+    std::condition_variable cv;
+  };
   explicit ChunkStore(const ChunkStoreOptions& options);
 
   Status OpenFiles();
@@ -258,6 +276,16 @@ class ChunkStore {
   void FreeSlot(uint8_t size_class, uint64_t slot);
   Result<ChunkRecord> GetRecord(const ChunkId& chunk, bool* found);
   Status PutRecord(const ChunkId& chunk, const ChunkRecord* record);  // null deletes
+  // Group commit. Makes durable (with sync_writes) the data files of the
+  // ticket's new slots, whose writes have completed, then writes its records.
+  // Concurrent callers queue; one of them (the leader) takes the whole queue,
+  // runs one fdatasync per data file touched, then one RocksDB WriteBatch
+  // (synced) for all their records, and wakes the others. A group's record
+  // write overlaps the next group's fdatasyncs. Each entry gets its own
+  // status (a failed fdatasync fails only the entries of that file).
+  void CommitRecords(CommitTicket& ticket);
+  void SyncDataFiles(std::span<CommitTicket* const> group);
+  void WriteRecords(std::span<CommitTicket* const> group);
   std::mutex& ChunkLock(const ChunkId& chunk);
   // "target 3 chunk 42:7", the prefix of every message about a chunk.
   std::string Where(const ChunkId& chunk) const;
@@ -279,6 +307,10 @@ class ChunkStore {
   std::condition_variable ring_cv_;
   std::vector<std::unique_ptr<IoRing>> rings_;
   std::vector<IoRing*> idle_rings_;
+
+  std::mutex commit_mu_;
+  std::vector<CommitTicket*> commit_queue_;
+  bool syncing_ = false;  // a group's leader is in SyncDataFiles
 
   static constexpr size_t kLockStripes = 256;
   std::unique_ptr<std::mutex[]> chunk_locks_;
