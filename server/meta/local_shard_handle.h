@@ -65,6 +65,10 @@ class LocalShardHandle : public ShardHandle {
     return store_->SetDirLayout(c, dir, layout);
   }
   Result<DirStats> GetDirStats(uint64_t dir) override { return store_->GetDirStats(dir); }
+  Status ForgetDir(uint64_t dir) override {
+    store_->ForgetDir(dir);
+    return Status::Ok();
+  }
   Status TxnPrepare(const TxnPrepareRecord& record) override { return store_->TxnPrepare(record); }
   Status TxnDecide(uint64_t txid, bool commit) override { return store_->TxnDecide(txid, commit); }
   Status TxnApply(const std::vector<TxnOp>& ops) override { return store_->TxnApply(ops); }

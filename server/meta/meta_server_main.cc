@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/mgmt_client.h"
@@ -142,6 +143,11 @@ int main(int argc, char** argv) {
                 " (ids there: " + ids + "); pass one of those to --id");
   }
   const std::string field = "[[meta]] id=" + std::to_string(id);
+  auto authenticate = auth::SetUpServer(*cfg, "meta " + std::to_string(id) + " at " + me->host + ":" +
+                                                  std::to_string(me->port),
+                                        {"sluice.meta.MetaService/TxnPrepare", "sluice.meta.MetaService/TxnDecide",
+                                         "sluice.meta.MetaService/TxnListPrepared"});
+  if (!authenticate.ok()) return Fail(authenticate.status().message());
   Status st = CheckWritableDir(me->dir, config_path, field + " dir");
   if (!st.ok()) return Fail(st.message());
   st = CheckPortFree(me->host, me->port, config_path, field + " port");
@@ -204,6 +210,7 @@ int main(int argc, char** argv) {
   ro.fabric.provider = cfg->provider;
   ro.fabric.host = me->host;
   ro.fabric.port = me->port;
+  ro.authenticate = *authenticate;
   // Handlers block on WAL syncs (group commit needs many in flight) and on
   // peer shards; they wait, they do not spin.
   ro.workers = workers;

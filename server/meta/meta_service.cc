@@ -156,6 +156,10 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_stats(), s->GetDirStats(q.dir()));
     return Status::Ok();
   });
+  Add<ForgetDirRequest, ForgetDirResponse>(server, "ForgetDir", [s](const ForgetDirRequest& q, ForgetDirResponse*) {
+    s->ForgetDir(q.dir());
+    return Status::Ok();
+  });
   Add<ReadDirShardRequest, ReadDirShardResponse>(server, "ReadDirShard", [s](const ReadDirShardRequest& q, ReadDirShardResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(ShardDirPage page,
                             s->ReadDirShard(q.dir(), q.after(),

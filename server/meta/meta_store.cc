@@ -541,18 +541,42 @@ Result<InodeAttr> MetaStore::ReadInode(uint64_t ino) {
 Result<InodeAttr> MetaStore::ReadParentDir(uint64_t ino) {
   if (InodeShard(ino) == shard_id() || options_.remote_dir_cache_ms == 0) return ReadInode(ino);
   const uint64_t now = NowMillis();
+  uint64_t epoch;
   {
     std::lock_guard<std::mutex> g(dir_cache_mu_);
     auto it = dir_cache_.find(ino);
     if (it != dir_cache_.end() && it->second.expires_ms > now) return it->second.attr;
+    epoch = dir_cache_epoch_;
   }
   auto r = ReadInode(ino);
   if (r.ok() && r->type() == FILE_TYPE_DIRECTORY) {
     std::lock_guard<std::mutex> g(dir_cache_mu_);
-    if (dir_cache_.size() >= 65536) dir_cache_.clear();
-    dir_cache_[ino] = DirCacheEntry{r.value(), now + options_.remote_dir_cache_ms};
+    // A ForgetDir since the read began may concern what was read: keep it uncached.
+    if (dir_cache_epoch_ == epoch) {
+      if (dir_cache_.size() >= 65536) dir_cache_.clear();
+      dir_cache_[ino] = DirCacheEntry{r.value(), now + options_.remote_dir_cache_ms};
+    }
   }
   return r;
+}
+
+void MetaStore::ForgetDir(uint64_t dir) {
+  std::lock_guard<std::mutex> g(dir_cache_mu_);
+  dir_cache_.erase(dir);
+  ++dir_cache_epoch_;
+}
+
+void MetaStore::BroadcastForgetDir(uint64_t dir) {
+  if (options_.remote_dir_cache_ms == 0) return;
+  for (uint32_t s = 0; s < peers_.size(); ++s) {
+    if (s == shard_id() || peers_[s] == nullptr) continue;
+    Status st = peers_[s]->ForgetDir(dir);
+    if (!st.ok()) {
+      LOG_WARN("shard " + std::to_string(shard_id()) + ": shard " + std::to_string(s) +
+               " may use its cached copy of directory " + InoString(dir) + " for up to " +
+               std::to_string(options_.remote_dir_cache_ms) + " ms: " + st.ToString());
+    }
+  }
 }
 
 Result<bool> MetaStore::GetDentry(uint64_t parent, std::string_view name, uint64_t* ino,
@@ -1009,6 +1033,10 @@ Result<InodeAttr> MetaStore::SetAttr(const SetAttrRequest& req) {
     b.Merge(StatsKey(ino), EncodeShare(d));
   }
   SLUICE_RETURN_IF_ERROR(Write(&b, "setattr"));
+  if (a.type() == FILE_TYPE_DIRECTORY && (valid & (kSetMode | kSetUid | kSetGid))) {
+    locks.Release();
+    BroadcastForgetDir(ino);
+  }
   return a;
 }
 
@@ -1079,7 +1107,10 @@ Status MetaStore::SetDirLayout(const Caller& caller, uint64_t dir, const FileLay
   a.set_ctime_ns(NowNs());
   rocksdb::WriteBatch b;
   b.Put(ikey, a.SerializeAsString());
-  return Write(&b, "set layout");
+  SLUICE_RETURN_IF_ERROR(Write(&b, "set layout"));
+  locks.Release();
+  BroadcastForgetDir(dir);
+  return Status::Ok();
 }
 
 // ------------------------------------------------------------ xattrs

@@ -69,9 +69,11 @@ struct MetaStoreOptions {
   // How long a parent directory read from another shard (for the permission
   // check and default layout of lookup/create/mkdir/symlink/unlink) may be
   // reused, in milliseconds; 0 reads it every time. Saves a shard-to-shard
-  // round trip per operation; a chmod or layout change of a directory is
-  // seen by other shards up to this late. Removal is never missed: a removed
-  // directory is fenced on every shard.
+  // round trip per operation. A chmod/chown or layout change of a directory
+  // tells every other shard to drop its copy (ForgetDir) before it is
+  // acknowledged; only a shard unreachable at that moment may use its copy
+  // up to this long. Removal is never missed: a removed directory is fenced
+  // on every shard.
   uint32_t remote_dir_cache_ms = 1000;
 };
 
@@ -167,6 +169,10 @@ class MetaStore {
   // periodically from the shard process.
   Result<uint64_t> CollectFences(uint64_t older_than_ms);
 
+  // Drops a cached copy of directory `dir` (another shard changed its mode,
+  // owner or layout); a read in flight that began before is not cached.
+  void ForgetDir(uint64_t dir);
+
   // Reads an inode from this shard or, through the peers, from its shard.
   Result<InodeAttr> ReadInode(uint64_t ino);
   // ReadInode for a parent directory: remote ones may come from the cache
@@ -191,6 +197,8 @@ class MetaStore {
                                 FileType type, uint32_t mode, std::string_view target,
                                 bool exclusive, const char* what);
   Status CheckOps(const std::vector<TxnOp>& ops, uint64_t txid);
+  // Tells every other shard to drop its cached copy of local directory `dir`.
+  void BroadcastForgetDir(uint64_t dir);
   Status ApplyOps(const std::vector<TxnOp>& ops, rocksdb::WriteBatch* batch);
   Status DeleteInode(const InodeAttr& attr, rocksdb::WriteBatch* batch);
   void MarkPending(const std::vector<TxnOp>& ops, uint64_t txid);
@@ -217,6 +225,7 @@ class MetaStore {
   };
   std::mutex dir_cache_mu_;
   std::unordered_map<uint64_t, DirCacheEntry> dir_cache_;
+  uint64_t dir_cache_epoch_ = 0;  // bumped by ForgetDir; guarded by dir_cache_mu_
 
   std::unique_ptr<KeyLocks> locks_;
   std::unique_ptr<PendingState> pending_;

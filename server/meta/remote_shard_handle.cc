@@ -244,6 +244,13 @@ void RemoteShardHandle::GetDirStatsAsync(uint64_t dir,
                   });
 }
 
+Status RemoteShardHandle::ForgetDir(uint64_t dir) {
+  ForgetDirRequest req;
+  req.set_dir(dir);
+  ForgetDirResponse resp;
+  return Call("ForgetDir", req, &resp);
+}
+
 Status RemoteShardHandle::TxnPrepare(const TxnPrepareRecord& record) {
   TxnPrepareRequest req;
   *req.mutable_record() = record;

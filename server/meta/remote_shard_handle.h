@@ -67,6 +67,7 @@ class RemoteShardHandle : public ShardHandle {
   Result<DirStats> GetDirStats(uint64_t dir) override;
   // One asynchronous RPC; `done` runs on the RPC client's progress thread.
   void GetDirStatsAsync(uint64_t dir, std::function<void(Result<DirStats>)> done) override;
+  Status ForgetDir(uint64_t dir) override;
   Status TxnPrepare(const TxnPrepareRecord& record) override;
   Status TxnDecide(uint64_t txid, bool commit) override;
   Status TxnApply(const std::vector<TxnOp>& ops) override;

@@ -75,6 +75,11 @@ class ShardHandle {
     done(GetDirStats(dir));
   }
 
+  // ---- shard to shard.
+  // Directory `dir` (on the caller's shard) changed its mode, owner or
+  // layout: drop any cached copy of it.
+  virtual Status ForgetDir(uint64_t dir) = 0;
+
   // ---- two-phase commit participant (shard to shard).
   // Checks every op against this shard's state, locks their keys and records
   // the prepare durably; kBusy when a key is held by another transaction.

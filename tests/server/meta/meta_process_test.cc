@@ -333,6 +333,21 @@ TEST(MetaProcess, PermissionsAcrossShards) {
     ASSERT_OK(c->Create(Root(), h, NameOnShard(h, "byroot", s, 2), 0644, true));
   }
   EXPECT_EQ(c->GetAttr(h)->nlink(), 4u);  // priv, grp
+  // A chmod is seen at once by the shard that cached the directory for its
+  // permission checks (the directory's shard tells the others to forget it).
+  auto open = c->Mkdir(Root(), kRootIno, NameOnShard(kRootIno, "open", 0, 2), 0777);
+  ASSERT_OK(open);
+  ASSERT_EQ(InodeShard(open->ino()), 0u);
+  ASSERT_OK(c->Create(other, open->ino(), NameOnShard(open->ino(), "w", 1, 2), 0644, true));
+  SetAttrRequest chmod;
+  *chmod.mutable_caller() = Root();
+  chmod.set_ino(open->ino());
+  chmod.set_valid(kSetMode);
+  chmod.set_mode(0755);
+  ASSERT_OK(c->SetAttr(chmod));
+  EXPECT_EQ(c->Create(other, open->ino(), NameOnShard(open->ino(), "x", 1, 2), 0644, true).status().code(),
+            Code::kPermission);
+  EXPECT_EQ(c->Unlink(other, open->ino(), NameOnShard(open->ino(), "w", 1, 2)).code(), Code::kPermission);
 }
 
 TEST(MetaProcess, StaleMapRefusedAndClientRefreshes) {
