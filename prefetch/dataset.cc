@@ -1,7 +1,6 @@
 #include "prefetch/dataset.h"
 
 #include <algorithm>
-#include <filesystem>
 
 #include "prefetch/folder_dataset.h"
 #include "prefetch/packed_dataset.h"
@@ -17,26 +16,26 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-Result<std::vector<std::string>> ListFiles(const std::string& dir, const std::string& suffix) {
-  std::error_code ec;
+Result<std::vector<std::string>> ListFiles(const std::string& dir, const std::string& suffix, DatasetFs& fs) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<FsEntry> all, fs.List(dir));
   std::vector<std::string> out;
-  std::filesystem::directory_iterator it(dir, ec);
-  if (ec) return Status(ErrnoToCode(ec.value()), "list '" + dir + "': " + ec.message());
-  for (const auto& e : it) {
-    std::string name = e.path().filename();
-    if (EndsWith(name, suffix)) out.push_back(e.path().string());
+  for (const FsEntry& e : all) {
+    if (e.is_file && EndsWith(e.name, suffix)) out.push_back(JoinPath(dir, e.name));
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& path, const std::string& format,
-                                             const DatasetOptions& options) {
-  std::error_code ec;
-  bool is_dir = std::filesystem::is_directory(path, ec);
-  if (!is_dir && !std::filesystem::exists(path, ec)) {
-    return Status(Code::kNotFound, "data set '" + path + "' does not exist");
+                                             const DatasetOptions& options, DatasetFs& fs) {
+  auto what = fs.Stat(path);
+  if (!what.ok()) {
+    if (what.status().code() == Code::kNotFound) {
+      return Status(Code::kNotFound, "data set '" + path + "' does not exist");
+    }
+    return Status(what.status().code(), "data set '" + path + "': " + what.status().message());
   }
+  bool is_dir = what->is_dir;
   struct Kind {
     const char* name;
     std::vector<std::string> suffixes;
@@ -49,7 +48,7 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& path, const std:
     if (fmt != "auto" && fmt != k.name) continue;
     for (const std::string& suf : k.suffixes) {
       if (is_dir) {
-        SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> found, ListFiles(path, suf));
+        SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> found, ListFiles(path, suf, fs));
         files.insert(files.end(), found.begin(), found.end());
       } else if (EndsWith(path, suf) || fmt == k.name) {
         files = {path};
@@ -62,10 +61,10 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& path, const std:
     }
   }
   if (fmt == "auto") fmt = is_dir ? "folder" : "";
-  if (fmt == "folder") return OpenFolderDataset(path, options);
-  if (fmt == "packed") return OpenPackedDataset(files, options);
-  if (fmt == "tar") return OpenTarDataset(files, options);
-  if (fmt == "tfrecord") return OpenTfRecordDataset(files, options);
+  if (fmt == "folder") return OpenFolderDataset(path, options, fs);
+  if (fmt == "packed") return OpenPackedDataset(files, options, fs);
+  if (fmt == "tar") return OpenTarDataset(files, options, fs);
+  if (fmt == "tfrecord") return OpenTfRecordDataset(files, options, fs);
   return Status(Code::kInvalid, "data set '" + path + "': cannot tell its format (format '" +
                                     format + "'); expected a folder, *.sidx, *.tar or *.tfrecord");
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "prefetch/dataset_fs.h"
 
 namespace sluice::prefetch {
 
@@ -64,10 +65,13 @@ class Dataset {
 // auto: a *.sidx file or a folder holding *.sidx is packed; a *.tar file or a
 // folder of *.tar is tar; *.tfrecord / *.tfrec likewise; other folders are
 // sample folders.
+// `fs` is where the data set's folders and headers are read (PosixFs(), or
+// libsluice: sluice_dataset_fs.h); Dataset::files() are paths in that fs.
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& path, const std::string& format,
-                                             const DatasetOptions& options);
+                                             const DatasetOptions& options, DatasetFs& fs = PosixFs());
 
 // Files in `dir` whose names end in `suffix`, sorted by name.
-Result<std::vector<std::string>> ListFiles(const std::string& dir, const std::string& suffix);
+Result<std::vector<std::string>> ListFiles(const std::string& dir, const std::string& suffix,
+                                          DatasetFs& fs = PosixFs());
 
 }  // namespace sluice::prefetch

@@ -1,16 +1,11 @@
 #include "prefetch/folder_dataset.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <fstream>
 
 namespace sluice::prefetch {
 namespace {
-
-namespace fs = std::filesystem;
 
 class FolderDataset final : public Dataset {
  public:
@@ -43,46 +38,46 @@ class FolderDataset final : public Dataset {
   std::vector<int64_t> labels_;
 };
 
-Result<std::vector<std::string>> SortedEntries(const std::string& dir, bool want_dirs) {
-  std::error_code ec;
-  std::vector<std::string> out;
-  fs::directory_iterator it(dir, ec);
-  if (ec) return Status(ErrnoToCode(ec.value()), "list '" + dir + "': " + ec.message());
-  for (const auto& e : it) {
-    std::error_code ec2;
-    bool is_dir = e.is_directory(ec2);
-    bool is_file = e.is_regular_file(ec2);
-    if ((want_dirs && is_dir) || (!want_dirs && is_file)) out.push_back(e.path().filename());
+// The sub-folders or the regular files of `dir`, sorted by name.
+Result<std::vector<FsEntry>> SortedEntries(DatasetFs& fs, const std::string& dir, bool want_dirs) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<FsEntry> all, fs.List(dir));
+  std::vector<FsEntry> out;
+  for (auto& e : all) {
+    if ((want_dirs && e.is_dir) || (!want_dirs && e.is_file)) out.push_back(std::move(e));
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), [](const FsEntry& a, const FsEntry& b) { return a.name < b.name; });
   return out;
 }
 
 }  // namespace
 
-Result<std::vector<std::string>> FolderClassNames(const std::string& root) {
-  return SortedEntries(root, true);
+Result<std::vector<std::string>> FolderClassNames(const std::string& root, DatasetFs& fs) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<FsEntry> dirs, SortedEntries(fs, root, true));
+  std::vector<std::string> out;
+  for (auto& d : dirs) out.push_back(std::move(d.name));
+  return out;
 }
 
 Result<std::unique_ptr<Dataset>> OpenFileListDataset(
-    std::vector<std::pair<std::string, int64_t>> samples, const DatasetOptions& options) {
+    std::vector<std::pair<std::string, int64_t>> samples, const DatasetOptions& options, DatasetFs& fs) {
   std::vector<std::string> paths;
   std::vector<uint64_t> sizes;
   std::vector<int64_t> labels;
   uint64_t skipped = 0;
   for (size_t i = 0; i < samples.size(); i++) {
-    struct stat st;
-    if (stat(samples[i].first.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      int err = errno ? errno : EINVAL;
+    auto st = fs.Stat(samples[i].first);
+    if (!st.ok() || !st->is_file) {
       if (options.skip_corrupt) {
         skipped++;
         continue;
       }
-      return Status::FromErrno(err, "sample " + std::to_string(i) + " '" + samples[i].first +
-                                        "' is missing or not a regular file");
+      return Status(st.ok() ? Code::kInvalid : st.status().code(),
+                    "sample " + std::to_string(i) + " '" + samples[i].first +
+                        "' is missing or not a regular file" +
+                        (st.ok() ? std::string() : " (" + st.status().message() + ")"));
     }
     paths.push_back(std::move(samples[i].first));
-    sizes.push_back(static_cast<uint64_t>(st.st_size));
+    sizes.push_back(st->size);
     labels.push_back(samples[i].second);
   }
   if (paths.empty()) return Status(Code::kInvalid, "data set has no readable samples");
@@ -90,19 +85,29 @@ Result<std::unique_ptr<Dataset>> OpenFileListDataset(
       new FolderDataset(std::move(paths), std::move(sizes), std::move(labels), skipped));
 }
 
-Result<std::unique_ptr<Dataset>> OpenFolderDataset(const std::string& root,
-                                                   const DatasetOptions& options) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> classes, SortedEntries(root, true));
-  std::vector<std::pair<std::string, int64_t>> samples;
-  SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> loose, SortedEntries(root, false));
-  for (auto& f : loose) samples.emplace_back(root + "/" + f, -1);
+Result<std::unique_ptr<Dataset>> OpenFolderDataset(const std::string& root, const DatasetOptions& options,
+                                                   DatasetFs& fs) {
+  // One listing per folder gives names and sizes (no stat per file).
+  SLUICE_ASSIGN_OR_RETURN(std::vector<FsEntry> classes, SortedEntries(fs, root, true));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<FsEntry> loose, SortedEntries(fs, root, false));
+  std::vector<std::string> paths;
+  std::vector<uint64_t> sizes;
+  std::vector<int64_t> labels;
+  auto add = [&](const std::string& dir, std::vector<FsEntry>& files, int64_t label) {
+    for (auto& f : files) {
+      paths.push_back(JoinPath(dir, f.name));
+      sizes.push_back(f.size);
+      labels.push_back(label);
+    }
+  };
+  add(root, loose, -1);
   for (size_t c = 0; c < classes.size(); c++) {
-    std::string dir = root + "/" + classes[c];
-    SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> files, SortedEntries(dir, false));
-    for (auto& f : files) samples.emplace_back(dir + "/" + f, static_cast<int64_t>(c));
+    std::string dir = JoinPath(root, classes[c].name);
+    SLUICE_ASSIGN_OR_RETURN(std::vector<FsEntry> files, SortedEntries(fs, dir, false));
+    add(dir, files, static_cast<int64_t>(c));
   }
-  if (samples.empty()) return Status(Code::kInvalid, "folder data set '" + root + "' has no files");
-  return OpenFileListDataset(std::move(samples), options);
+  if (paths.empty()) return Status(Code::kInvalid, "folder data set '" + root + "' has no files");
+  return std::unique_ptr<Dataset>(new FolderDataset(std::move(paths), std::move(sizes), std::move(labels), 0));
 }
 
 Result<std::vector<std::pair<std::string, int64_t>>> ReadSampleList(const std::string& list_path) {

@@ -1,18 +1,14 @@
 #include "prefetch/packed_dataset.h"
 
-#include <sys/stat.h>
-
-#include <filesystem>
-
 #include "common/crc32c.h"
-#include "prefetch/mapped_file.h"
+#include "prefetch/dataset_fs.h"
 #include "proto/sample_index_generated.h"
 
 namespace sluice::prefetch {
 namespace {
 
 struct Shard {
-  std::unique_ptr<MappedFile> index;
+  FileBytes index;  // mapped (POSIX) or held in memory (read through libsluice)
   const fbs::SampleIndex* root = nullptr;
   uint64_t first = 0;  // global index of its first sample
   uint64_t data_size = 0;
@@ -37,7 +33,7 @@ class PackedDataset final : public Dataset {
     size_t s = ShardOf(index);
     const fbs::SampleEntry* e = shards_[s].root->samples()->Get(index - shards_[s].first);
     if (e->offset() > shards_[s].data_size || e->length() > shards_[s].data_size - e->offset()) {
-      return Status(Code::kCorrupt, "index '" + shards_[s].index->path() + "' entry for " +
+      return Status(Code::kCorrupt, "index '" + shards_[s].index.path + "' entry for " +
                                         Describe(index) + " points at bytes [" +
                                         std::to_string(e->offset()) + ", +" +
                                         std::to_string(e->length()) + ") past the end of its " +
@@ -95,7 +91,7 @@ Status Corrupt(const std::string& path, const std::string& what) {
 }  // namespace
 
 Result<std::unique_ptr<Dataset>> OpenPackedDataset(const std::vector<std::string>& index_paths,
-                                                   const DatasetOptions& options) {
+                                                   const DatasetOptions& options, DatasetFs& fs) {
   if (index_paths.empty()) return Status(Code::kInvalid, "packed data set: no index files");
   std::vector<Shard> shards;
   std::vector<std::string> data_files;
@@ -104,8 +100,8 @@ Result<std::unique_ptr<Dataset>> OpenPackedDataset(const std::vector<std::string
   for (const std::string& path : index_paths) {
     auto shard_or = [&]() -> Result<Shard> {
       Shard sh;
-      SLUICE_ASSIGN_OR_RETURN(sh.index, MappedFile::Open(path));
-      auto bytes = sh.index->bytes();
+      SLUICE_ASSIGN_OR_RETURN(sh.index, fs.ReadAll(path));
+      auto bytes = sh.index.bytes;
       if (bytes.size() < 8 || !fbs::SampleIndexBufferHasIdentifier(bytes.data())) {
         return Corrupt(path, "not a Sluice sample index (missing 'SLSI' identifier)");
       }
@@ -126,14 +122,14 @@ Result<std::unique_ptr<Dataset>> OpenPackedDataset(const std::vector<std::string
       if (data_name.empty() || data_name.find('/') != std::string::npos) {
         return Corrupt(path, "data_file '" + data_name + "' must be a plain file name");
       }
-      std::string data_path =
-          (std::filesystem::path(path).parent_path() / data_name).string();
-      struct stat st;
-      if (stat(data_path.c_str(), &st) != 0) {
-        return Status::FromErrno(errno, "packed index '" + path + "': data file '" + data_path + "'");
+      std::string data_path = JoinPath(ParentPath(path), data_name);
+      auto st = fs.Stat(data_path);
+      if (!st.ok()) {
+        return Status(st.status().code(), "packed index '" + path + "': data file '" + data_path +
+                                              "': " + st.status().message());
       }
-      if (static_cast<uint64_t>(st.st_size) != sh.root->data_size()) {
-        return Corrupt(path, "data file '" + data_path + "' has " + std::to_string(st.st_size) +
+      if (!st->is_file || st->size != sh.root->data_size()) {
+        return Corrupt(path, "data file '" + data_path + "' has " + std::to_string(st->size) +
                                  " bytes, index expects " +
                                  std::to_string(sh.root->data_size()) + " (truncated?)");
       }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "prefetch/dataset.h"
+#include "prefetch/dataset_fs.h"
 
 namespace sluice::prefetch {
 
@@ -12,6 +13,7 @@ namespace sluice::prefetch {
 // identifier, format version, data file size); an entry that points outside
 // its data file is reported when that sample is located.
 Result<std::unique_ptr<Dataset>> OpenPackedDataset(const std::vector<std::string>& index_paths,
-                                                   const DatasetOptions& options);
+                                                   const DatasetOptions& options,
+                                                   DatasetFs& fs = PosixFs());
 
 }  // namespace sluice::prefetch

@@ -41,6 +41,15 @@ class FileTable {
     Slot& s = slots_[id];
     if (s.file) return s.file.get();
     if (!s.error.ok()) return s.error;
+    if (opt_.open) {
+      auto f = opt_.open(files_[id]);
+      if (!f.ok()) {
+        s.error = Status(f.status().code(), "open '" + files_[id] + "': " + f.status().message());
+        return s.error;
+      }
+      s.file = std::move(f.value());
+      return s.file.get();
+    }
     auto path = SluicePathOf(files_[id], opt_.mount_prefix);
     if (!path.ok()) {
       s.error = path.status();

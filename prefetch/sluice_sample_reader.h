@@ -12,6 +12,7 @@
 // the Python module need not link libfabric.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,13 +21,18 @@
 
 namespace sluice::client {
 class Client;
-}
+class File;
+}  // namespace sluice::client
 
 namespace sluice::prefetch {
 
 struct SluiceReaderOptions {
   // Removed from the front of every file path; empty: paths are Sluice paths.
   std::string mount_prefix;
+  // Opens a file of the table by its name there, instead of stripping
+  // mount_prefix and opening the path (SluiceFs::OpenForRead: sluice:// URLs,
+  // attributes already known from listing the data set).
+  std::function<Result<std::unique_ptr<client::File>>(const std::string& name)> open;
 };
 
 // One reader over `files`; opens them lazily through `client`.

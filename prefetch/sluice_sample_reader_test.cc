@@ -1,16 +1,12 @@
 // The libsluice SampleReader against a real local cluster started by the
-// suite (mkdtemp directory, free ports; stopped and leftover pids killed at
-// the end, even on failure). A folder data set is written twice: to a local
-// directory (which plays the mount: the data set is opened from there) and,
-// byte for byte, into Sluice through libsluice. The Loader with the io_uring
-// reader on the local files and with the libsluice reader (mount prefix
-// stripped) must yield exactly the same batches, bytes and order.
+// suite (test::LocalCluster: mkdtemp directory, free ports; stopped and
+// leftover pids killed at the end, even on failure). A folder data set is
+// written twice: to a local directory (which plays the mount: the data set
+// is opened from there) and, byte for byte, into Sluice through libsluice.
+// The Loader with the io_uring reader on the local files and with the
+// libsluice reader (mount prefix stripped) must yield exactly the same
+// batches, bytes and order.
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -24,68 +20,34 @@
 #include "client/sluice_client.h"
 #include "prefetch/folder_dataset.h"
 #include "prefetch/loader.h"
+#include "prefetch/sluice_dataset.h"
 #include "prefetch/sluice_sample_reader.h"
+#include "tests/common/test_util.h"
 
 namespace sluice::prefetch {
 namespace {
 
 namespace fs = std::filesystem;
 
-uint16_t FreePort() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
-}
-
-int Sh(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  int st = ::pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
+// One cluster for the suite (tests/common LocalCluster: temp dir, free
+// ports); deleting it stops the cluster and kills leftover pids.
+test::LocalCluster* g_cluster = nullptr;
 std::string g_dir, g_cfg;
 
 class SluiceReaderTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/sluice-prefetchn-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    g_dir = tmpl;
-    g_cfg = g_dir + "/cluster.toml";
-    std::ofstream f(g_cfg);
-    f << "[cluster]\nname = \"prefetchsluice\"\nreplication = 2\nlease_ms = 1500\nheartbeat_ms = 300\n"
-      << "data_root = \"" << g_dir << "\"\n[mgmtd]\nport = " << FreePort() << "\n";
-    for (int i = 1; i <= 2; ++i) f << "[[meta]]\nid = " << i << "\nport = " << FreePort() << "\n";
-    for (int i = 1; i <= 4; ++i) f << "[[data]]\nid = " << i << "\nport = " << FreePort() << "\n";
-    f.close();
-    std::string start = std::string(SLUICE_BIN_DIR) + "/sluice cluster start --config " + g_cfg;
-    std::string out;
-    if (Sh(start, &out) != 0) {
-      out.clear();
-      ASSERT_EQ(Sh(start, &out), 0) << "cluster start failed:\n" << out;
-    }
+    g_cluster = new test::LocalCluster();
+    test::LocalCluster::Options o;
+    o.name = "prefetchsluice";
+    std::string error;
+    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
+    g_dir = g_cluster->dir();
+    g_cfg = g_cluster->config();
   }
   static void TearDownTestSuite() {
-    if (g_dir.empty()) return;
-    std::string out;
-    (void)Sh(std::string(SLUICE_BIN_DIR) + "/sluice cluster stop --config " + g_cfg, &out);
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(g_dir + "/run", ec)) {
-      std::ifstream p(e.path());
-      pid_t pid = 0;
-      if (p >> pid && pid > 0) kill(pid, SIGKILL);
-    }
-    fs::remove_all(g_dir, ec);
+    delete g_cluster;
+    g_cluster = nullptr;
   }
 
  protected:
@@ -174,7 +136,7 @@ TEST_F(SluiceReaderTest, LoaderYieldsTheSameBatchesAsTheUringReader) {
   auto uring = RunLoader(dataset, o, 2);
   ASSERT_TRUE(uring.ok()) << uring.status().ToString();
 
-  o.reader_factory = SluiceSampleReaderFactory(client_, {.mount_prefix = g_dir + "/mnt"});
+  o.reader_factory = SluiceSampleReaderFactory(client_, {.mount_prefix = g_dir + "/mnt", .open = nullptr});
   uint64_t before = client_->stats().bytes_read.load();
   auto native = RunLoader(dataset, o, 2);
   ASSERT_TRUE(native.ok()) << native.status().ToString();
@@ -198,7 +160,7 @@ TEST_F(SluiceReaderTest, ErrorsNameTheFile) {
   std::string mnt = g_dir + "/mnt";
   std::vector<std::string> files = {mnt + "/ds2/class0/s0.bin", mnt + "/ds2/class0/missing.bin",
                                     "/elsewhere/x.bin", mnt + "/ds2/class0/s1.bin"};
-  auto r = NewSluiceSampleReader(client_, files, {.mount_prefix = mnt});
+  auto r = NewSluiceSampleReader(client_, files, {.mount_prefix = mnt, .open = nullptr});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   uint64_t size1 = fs::file_size(files[3]);
   std::vector<uint8_t> a(10), b(10), c(10), d(size1 + 5);
@@ -218,6 +180,55 @@ TEST_F(SluiceReaderTest, ErrorsNameTheFile) {
   EXPECT_NE(reqs[2].status.message().find("/elsewhere/x.bin"), std::string::npos) << reqs[2].status.ToString();
   EXPECT_EQ(reqs[3].status.code(), Code::kCorrupt) << reqs[3].status.ToString();
   EXPECT_NE(reqs[3].status.message().find("s1.bin"), std::string::npos) << reqs[3].status.ToString();
+}
+
+TEST_F(SluiceReaderTest, NativeDataSetEqualsTheLocalCopy) {
+  // Opened through libsluice only (listing, sizes, reads): no mount involved.
+  WriteDataSet("ds3", 2, 11, 5);
+  auto native = OpenSluiceDataset(client_, "sluice:///ds3", "auto", {});
+  ASSERT_TRUE(native.ok()) << native.status().ToString();
+  EXPECT_STREQ(native->dataset->kind(), "folder");
+  ASSERT_EQ(native->dataset->size(), 22u);
+  EXPECT_EQ(native->dataset->files()[0], "sluice:///ds3/class0/s0.bin");
+  auto local = OpenFolderDataset(g_dir + "/mnt/ds3", DatasetOptions{});
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+
+  LoaderOptions o;
+  o.batch_size = 5;
+  o.seed = 3;
+  o.last_batch = LastBatch::kPartial;
+  auto want = RunLoader(std::shared_ptr<const Dataset>(std::move(local.value())), o, 2);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  o.reader_factory = native->reader_factory;
+  auto got = RunLoader(native->dataset, o, 2);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < want->size(); ++i) EXPECT_TRUE((*got)[i] == (*want)[i]) << "batch " << i;
+
+  auto missing = OpenSluiceDataset(client_, "sluice:///ds3-nothing", "auto", {});
+  EXPECT_EQ(missing.status().code(), Code::kNotFound) << missing.status().ToString();
+  EXPECT_NE(missing.status().message().find("sluice:///ds3-nothing"), std::string::npos);
+}
+
+TEST(SluiceUrlTest, ParsesAndJoins) {
+  auto a = ParseSluiceUrl("sluice:///a/b/");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->cluster, "");
+  EXPECT_EQ(a->path, "/a/b");
+  auto b = ParseSluiceUrl("sluice://10.0.0.1:7000/x");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->cluster, "10.0.0.1:7000");
+  EXPECT_EQ(b->path, "/x");
+  EXPECT_EQ(ParseSluiceUrl("sluice://ds/x").status().code(), Code::kInvalid);
+  EXPECT_EQ(ParseSluiceUrl("relative/x").status().code(), Code::kInvalid);
+  EXPECT_EQ(ParseSluiceUrl("/plain")->path, "/plain");
+  EXPECT_EQ(ParentPath("sluice:///a/b.sidx"), "sluice:///a");
+  EXPECT_EQ(ParentPath("sluice:///b.sidx"), "sluice:///");
+  EXPECT_EQ(JoinPath(ParentPath("sluice:///b.sidx"), "b.data"), "sluice:///b.data");
+  EXPECT_EQ(ParentPath("sluice://h:1/b.sidx"), "sluice://h:1/");
+  EXPECT_EQ(ParentPath("/x"), "/");
+  EXPECT_EQ(ParentPath("x"), "");
+  EXPECT_EQ(ParentPath("d/x"), "d");
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "prefetch/file_reader.h"
+#include "prefetch/dataset_fs.h"
 
 namespace sluice::prefetch {
 namespace {
@@ -218,12 +218,12 @@ class ShardScanner {
 }  // namespace
 
 Result<std::unique_ptr<Dataset>> OpenTarDataset(const std::vector<std::string>& tar_paths,
-                                                const DatasetOptions& options) {
+                                                const DatasetOptions& options, DatasetFs& fs) {
   std::vector<std::string> files;
   std::vector<TarSample> samples;
   uint64_t skipped = 0;
   for (const std::string& path : tar_paths) {
-    auto f = ScanFile::Open(path);
+    auto f = fs.Open(path);
     if (!f.ok()) {
       if (options.skip_corrupt) {
         skipped++;
@@ -232,7 +232,7 @@ Result<std::unique_ptr<Dataset>> OpenTarDataset(const std::vector<std::string>& 
       return f.status();
     }
     uint32_t id = static_cast<uint32_t>(files.size());
-    ShardScanner scanner(*f, id, options, &samples);
+    ShardScanner scanner(**f, id, options, &samples);
     Status st = scanner.Scan();
     if (!st.ok()) {
       if (!options.skip_corrupt) return st;

@@ -8,10 +8,12 @@
 #pragma once
 
 #include "prefetch/dataset.h"
+#include "prefetch/dataset_fs.h"
 
 namespace sluice::prefetch {
 
 Result<std::unique_ptr<Dataset>> OpenTarDataset(const std::vector<std::string>& tar_paths,
-                                                const DatasetOptions& options);
+                                                const DatasetOptions& options,
+    DatasetFs& fs = PosixFs());
 
 }  // namespace sluice::prefetch

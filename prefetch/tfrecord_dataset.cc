@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "common/crc32c.h"
-#include "prefetch/file_reader.h"
+#include "prefetch/dataset_fs.h"
 
 namespace sluice::prefetch {
 namespace {
@@ -95,12 +95,12 @@ Status ScanFileRecords(const ScanFile& f, uint32_t id, std::vector<Record>* out)
 }  // namespace
 
 Result<std::unique_ptr<Dataset>> OpenTfRecordDataset(const std::vector<std::string>& paths,
-                                                     const DatasetOptions& options) {
+                                                     const DatasetOptions& options, DatasetFs& fs) {
   std::vector<std::string> files;
   std::vector<Record> records;
   uint64_t skipped = 0;
   for (const std::string& path : paths) {
-    auto f = ScanFile::Open(path);
+    auto f = fs.Open(path);
     if (!f.ok()) {
       if (options.skip_corrupt) {
         skipped++;
@@ -108,7 +108,7 @@ Result<std::unique_ptr<Dataset>> OpenTfRecordDataset(const std::vector<std::stri
       }
       return f.status();
     }
-    Status st = ScanFileRecords(*f, static_cast<uint32_t>(files.size()), &records);
+    Status st = ScanFileRecords(**f, static_cast<uint32_t>(files.size()), &records);
     if (!st.ok()) {
       if (!options.skip_corrupt) return st;
       skipped++;  // the bad record; later records cannot be found without a trusted length

@@ -7,11 +7,13 @@
 #pragma once
 
 #include "prefetch/dataset.h"
+#include "prefetch/dataset_fs.h"
 
 namespace sluice::prefetch {
 
 Result<std::unique_ptr<Dataset>> OpenTfRecordDataset(const std::vector<std::string>& paths,
-                                                     const DatasetOptions& options);
+                                                     const DatasetOptions& options,
+    DatasetFs& fs = PosixFs());
 
 // The TFRecord CRC mask.
 inline uint32_t MaskCrc(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }

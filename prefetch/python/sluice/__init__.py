@@ -8,14 +8,30 @@
         y = batch.labels
     ckpt = loader.state_dict()                             # a few integers
 
+Data sets stored in Sluice are read natively, through libsluice (no FUSE
+mount): give a sluice:// URL and, unless it is the local cluster, where the
+cluster is:
+
+    loader = sluice.Loader("sluice:///imagenet/packed", cluster="/etc/sluice/cluster.toml",
+                           batch_size=256, seed=1)
+    client = sluice.Client("/etc/sluice/cluster.toml")     # or share one connection
+    ds = sluice.Dataset("sluice:///imagenet/packed", client=client)
+
+"sluice:///a/b" is /a/b on that cluster; "sluice://host:port/a/b" names
+sluice-mgmtd itself. The data set's structure (a packed index, folder
+listings) is read through libsluice when it opens; each batch's sample bytes
+are read with one libsluice batch read, grouped by data server.
+
 Reading, checking and transforming run on C++ threads with the GIL released.
 """
 import numpy as np
 
-from ._sluice import Batch, Dataset
+from ._sluice import HAS_NATIVE, Batch, Dataset
 from ._sluice import Loader as _CoreLoader
 
-__all__ = ["Dataset", "Loader", "Batch", "PADDING", "REPEAT"]
+__all__ = ["Dataset", "Loader", "Batch", "Client", "PADDING", "REPEAT", "HAS_NATIVE"]
+if HAS_NATIVE:
+    from ._sluice import Client
 
 SAMPLE, PADDING, REPEAT = 0, 1, 2
 
@@ -76,16 +92,23 @@ Batch.torch = _torch
 class Loader:
     """Iterable of batches for one rank; each `for` loop is one epoch.
 
-    Arguments mirror the C++ LoaderOptions: batch_size (per rank) or
+    dataset: a Dataset, or a path / sluice:// URL to open as one (then
+    format, tar_data_ext, cluster and client are passed to Dataset).
+    Other arguments mirror the C++ LoaderOptions: batch_size (per rank) or
     global_batch, rank, world, seed, shuffle, last_batch ("drop", "pad",
     "repeat", "partial"), block_size/window_blocks (block shuffle), depth
     (batches read ahead: the memory bound), io_threads, decode_threads,
     skip_corrupt.
     """
 
+    _DATASET_ARGS = ("format", "tar_data_ext", "cluster", "client")
+
     def __init__(self, dataset, **options):
+        ds_args = {k: options.pop(k) for k in self._DATASET_ARGS if k in options}
         if isinstance(dataset, str):
-            dataset = Dataset(dataset, skip_corrupt=options.get("skip_corrupt", False))
+            dataset = Dataset(dataset, skip_corrupt=options.get("skip_corrupt", False), **ds_args)
+        elif ds_args:
+            raise TypeError(f"{sorted(ds_args)} apply when the data set is given as a path")
         self.dataset = dataset
         self._core = _CoreLoader(dataset, **options)
 

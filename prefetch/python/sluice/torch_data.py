@@ -4,6 +4,8 @@
                                dtype=np.uint8)
     for x, y in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0):
         ...
+    SluiceIterableDataset("sluice:///data/packed", 64, cluster="cluster.toml")   # read natively
+
 
 Batches come already formed (use batch_size=None in DataLoader) and are read
 on Sluice's C++ threads; DataLoader worker processes would only duplicate
@@ -15,7 +17,7 @@ import os
 import numpy as np
 import torch
 
-from . import Dataset, Loader
+from . import Loader
 
 
 def _rank_world(rank, world_size):
@@ -43,8 +45,7 @@ class SluiceIterableDataset(torch.utils.data.IterableDataset):
 
     def _ensure(self):
         if self._loader is None:
-            self._loader = Loader(Dataset(self.path, skip_corrupt=self._options.get("skip_corrupt", False)),
-                                  **self._options)
+            self._loader = Loader(self.path, **self._options)
             if self._pending_state is not None:
                 self._loader.load_state_dict(self._pending_state)
                 self._pending_state = None
