@@ -2,22 +2,29 @@
 // (DataClient -> libfabric -> DataService -> ChunkStore -> io_uring O_DIRECT)
 // against fio --ioengine=io_uring --direct=1 on the same disk, same run.
 //
-//   bench_data_rpc [--dir=/var/tmp] [--provider=tcp] [--mib=512] [--seconds=5]
-//                  [--threads=4] [--write-depth=4] [--sync=1] [--server-log=FILE]
+//   bench_data_rpc [--dir=/var/tmp] [--provider=tcp] [--mib=512] [--seconds=3]
+//                  [--rounds=3] [--threads=4] [--write-depth=4] [--sync=1]
+//                  [--server-log=FILE]
 //
 // Starts sluice-mgmtd and one sluice-data (replication 1) from this binary's
-// directory on a fresh directory under --dir, then measures
-//   1 MiB sequential write (threads x write-depth writes in flight, as the
-//     client's write-behind keeps several chunk writes of a file in flight),
-//   1 MiB sequential read (threads x BatchRead of 4 chunks),
-//   4 KiB random read (threads x BatchRead of 32 ranges),
-// and the same three with fio at the same total queue depth (the write at
-// threads x write-depth). With --sync=1
-// (the server default) every write is durable before it is acknowledged
-// (fdatasync + RocksDB WAL sync), so fio's write row is given with
-// --fdatasync=1 as well as without.
+// directory on a fresh directory under --dir, then runs --rounds rounds of
+//   1 MiB sequential write of a new file (fresh slots): threads x write-depth
+//     writes in flight, as the client's write-behind keeps several chunk
+//     writes of a file in flight;
+//   fio writing a fresh file at the same depth, without and with fdatasync
+//     (one synchronous writer per write in flight, --fdatasync=1);
+//   1 MiB sequential read of that file (threads x BatchRead of 4 chunks) and
+//     fio at the same depth;
+//   4 KiB random reads of it (threads x BatchRead of 32 ranges) and fio at
+//     the same depth;
+// and prints the medians over rounds of each figure, of the per-round ratios
+// and of the CPU time per MiB (per IO at 4 KiB): sluice-data plus this client
+// process, against fio's. With --sync=1 (the server default) every write is
+// durable before it is acknowledged (data fdatasync + RocksDB WAL sync, group
+// committed across concurrent writes).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -31,6 +38,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <string>
@@ -48,7 +56,8 @@ struct Args {
   std::string dir = "/var/tmp";
   std::string provider = "tcp";
   uint64_t mib = 512;
-  int seconds = 5;
+  int seconds = 3;
+  int rounds = 3;
   int threads = 4;
   int write_depth = 4;
   bool sync = true;
@@ -100,16 +109,56 @@ std::string BinDir() {
   return std::filesystem::path(buf).parent_path().string();
 }
 
-// Runs fio and returns {bytes/s, iops} of its single job.
-std::pair<double, double> Fio(const std::string& args) {
+// CPU seconds used so far by this process (all threads) and by `server`.
+struct Cpu {
+  double self = 0, server = 0;
+  double operator-(const Cpu& o) const { return (self - o.self) + (server - o.server); }
+};
+Cpu CpuNow(pid_t server) {
+  Cpu c;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  c.self = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  std::ifstream f("/proc/" + std::to_string(server) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t p = stat.rfind(')');  // fields after the command name
+  if (p != std::string::npos) {
+    std::istringstream in(stat.substr(p + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && (in >> field); i++) {
+      if (i == 14 || i == 15) ticks += std::atof(field.c_str());  // utime, stime
+    }
+    c.server = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return c;
+}
+
+// One measured phase: rate (bytes/s or IO/s), CPU seconds, bytes or IOs moved.
+struct Phase {
+  double rate = 0, cpu_s = 0, amount = 0;
+};
+struct Round {
+  Phase write, read, rand, fio_write, fio_sync, fio_read, fio_rand;
+};
+
+// Runs fio; returns its bandwidth (bytes/s, or IOPS for random reads), the
+// CPU it used and the bytes (or IOs) it moved.
+Phase Fio(const std::string& args) {
   std::string cmd = "fio --output-format=json --ioengine=io_uring --direct=1 --group_reporting " + args + " 2>/dev/null";
+  rusage before{}, after{};
+  getrusage(RUSAGE_CHILDREN, &before);
   FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {0, 0};
+  if (!p) return {};
   std::string out;
   char b[4096];
   size_t n;
   while ((n = fread(b, 1, sizeof b, p)) > 0) out.append(b, n);
   pclose(p);
+  getrusage(RUSAGE_CHILDREN, &after);
+  auto secs = [](const rusage& r) {
+    return r.ru_utime.tv_sec + r.ru_stime.tv_sec + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+  };
   // Tiny extraction: the job's "read" or "write" block, bw_bytes and iops.
   auto field = [&](const std::string& section, const std::string& key) -> double {
     size_t s = out.find("\"" + section + "\" : {");
@@ -119,8 +168,13 @@ std::pair<double, double> Fio(const std::string& args) {
     return std::atof(out.c_str() + k + key.size() + 5);
   };
   bool write = args.find("--rw=write") != std::string::npos;
+  bool random = args.find("--rw=randread") != std::string::npos;
   std::string sec = write ? "write" : "read";
-  return {field(sec, "bw_bytes"), field(sec, "iops")};
+  Phase ph;
+  ph.rate = random ? field(sec, "iops") : field(sec, "bw_bytes");
+  ph.cpu_s = secs(after) - secs(before);
+  ph.amount = random ? field(sec, "total_ios") : field(sec, "io_bytes");
+  return ph;
 }
 
 }  // namespace
@@ -137,12 +191,13 @@ int main(int argc, char** argv) {
     else if (auto v = val("--provider=")) a.provider = v;
     else if (auto v = val("--mib=")) a.mib = std::strtoull(v, nullptr, 10);
     else if (auto v = val("--seconds=")) a.seconds = std::atoi(v);
+    else if (auto v = val("--rounds=")) a.rounds = std::max(1, std::atoi(v));
     else if (auto v = val("--threads=")) a.threads = std::atoi(v);
     else if (auto v = val("--write-depth=")) a.write_depth = std::max(1, std::atoi(v));
     else if (auto v = val("--sync=")) a.sync = std::atoi(v) != 0;
     else if (auto v = val("--server-log=")) a.server_log = v;
     else {
-      std::fprintf(stderr, "usage: bench_data_rpc [--dir=D] [--provider=P] [--mib=N] [--seconds=S] [--threads=T] [--write-depth=D] [--sync=0|1] [--server-log=FILE]\n");
+      std::fprintf(stderr, "usage: bench_data_rpc [--dir=D] [--provider=P] [--mib=N] [--seconds=S] [--rounds=R] [--threads=T] [--write-depth=D] [--sync=0|1] [--server-log=FILE]\n");
       return 2;
     }
   }
@@ -221,121 +276,163 @@ int main(int argc, char** argv) {
   std::printf("bench_data_rpc: dir %s, provider %s, %llu MiB, %d threads x %d writes in flight, server sync_writes=%d\n",
               dir.c_str(), a.provider.c_str(), static_cast<unsigned long long>(a.mib), T, D, a.sync);
 
-  // 1 MiB sequential write: T x D writers, each with one write in flight
-  // (DataClient::Write blocks; the client library's write-behind does the
-  // same with its IO threads), taking the next chunk index in turn.
-  std::atomic<uint64_t> next{0};
+  // Interleaved rounds (the machine is shared: load swings between a sluice
+  // phase and its fio twin are what make single figures noisy). Round r
+  // writes file inode r+1 (fresh slots, as fio writes a fresh file), reads
+  // it back, random-reads it; fio does the same on a fresh file right after.
   std::atomic<int> errors{0};
-  auto t0 = NowNanos();
-  std::vector<std::thread> ths;
-  for (int t = 0; t < T * D; t++) {
-    ths.emplace_back([&, t] {
-      for (uint64_t i; (i = next++) < chunks;) {
-        ChunkWrite w;
-        w.chain_id = chain;
-        w.inode = 1;
-        w.index = i;
-        w.data = buf + (t % T) * per_thread + (t / T) * size_t{kMiB};
-        w.length = kMiB;
-        w.chunk_size = kMiB;
-        auto r = c->Write(w);
-        if (!r.ok() && errors++ == 0) std::fprintf(stderr, "write: %s\n", r.status().ToString().c_str());
-      }
-    });
-  }
-  for (auto& th : ths) th.join();
-  ths.clear();
-  double write_s = (NowNanos() - t0) / 1e9;
-  double write_bw = chunks * kMiB / write_s;
-
-  // 1 MiB sequential read, 4 chunks per BatchRead landing contiguously.
-  next = 0;
-  t0 = NowNanos();
-  for (int t = 0; t < T; t++) {
-    ths.emplace_back([&, t] {
-      for (uint64_t i; (i = next.fetch_add(4)) < chunks;) {
-        std::vector<ReadOp> ops;
-        for (uint64_t k = i; k < std::min(i + 4, chunks); k++) {
-          ReadOp op;
-          op.chain_id = chain;
-          op.inode = 1;
-          op.index = k;
-          op.length = kMiB;
-          op.dest = buf + t * per_thread + (k - i) * kMiB;
-          ops.push_back(op);
+  const std::string fio_file = dir + "/fio.dat";
+  const std::string qd = std::to_string(T * D);
+  std::vector<Round> rounds;
+  for (int r = 0; r < a.rounds; r++) {
+    Round R;
+    const uint64_t inode = r + 1;
+    // 1 MiB sequential write: T x D writers, each with one write in flight
+    // (DataClient::Write blocks; the client library's write-behind does the
+    // same with its IO threads), taking the next chunk index in turn.
+    std::atomic<uint64_t> next{0};
+    Cpu c0 = CpuNow(data);
+    auto t0 = NowNanos();
+    std::vector<std::thread> ths;
+    for (int t = 0; t < T * D; t++) {
+      ths.emplace_back([&, t] {
+        for (uint64_t i; (i = next++) < chunks;) {
+          ChunkWrite w;
+          w.chain_id = chain;
+          w.inode = inode;
+          w.index = i;
+          w.data = buf + (t % T) * per_thread + (t / T) * size_t{kMiB};
+          w.length = kMiB;
+          w.chunk_size = kMiB;
+          auto res = c->Write(w);
+          if (!res.ok() && errors++ == 0) std::fprintf(stderr, "write: %s\n", res.status().ToString().c_str());
         }
-        Status st = c->BatchRead(ops);
-        for (auto& op : ops) {
-          if ((!st.ok() || !op.status.ok() || op.bytes != kMiB) && errors++ == 0) {
-            std::fprintf(stderr, "read: %s\n", op.status.ToString().c_str());
+      });
+    }
+    for (auto& th : ths) th.join();
+    ths.clear();
+    R.write = {chunks * kMiB / ((NowNanos() - t0) / 1e9), CpuNow(data) - c0};
+
+    std::filesystem::remove(fio_file);
+    R.fio_write = Fio("--name=b --filename=" + fio_file + " --size=" + std::to_string(a.mib) +
+                      "M --rw=write --bs=1M --iodepth=" + qd);
+    // One synchronous writer per write in flight, each on its own slice.
+    std::string slice = std::to_string(std::max<uint64_t>(1, a.mib / (T * D))) + "M";
+    std::filesystem::remove(fio_file);
+    R.fio_sync = Fio("--name=b --filename=" + fio_file + " --size=" + slice + " --offset_increment=" + slice +
+                     " --rw=write --bs=1M --iodepth=1 --fdatasync=1 --numjobs=" + qd);
+
+    // 1 MiB sequential read, 4 chunks per BatchRead landing contiguously.
+    next = 0;
+    c0 = CpuNow(data);
+    t0 = NowNanos();
+    for (int t = 0; t < T; t++) {
+      ths.emplace_back([&, t] {
+        for (uint64_t i; (i = next.fetch_add(4)) < chunks;) {
+          std::vector<ReadOp> ops;
+          for (uint64_t k = i; k < std::min(i + 4, chunks); k++) {
+            ReadOp op;
+            op.chain_id = chain;
+            op.inode = inode;
+            op.index = k;
+            op.length = kMiB;
+            op.dest = buf + t * per_thread + (k - i) * kMiB;
+            ops.push_back(op);
+          }
+          Status st = c->BatchRead(ops);
+          for (auto& op : ops) {
+            if ((!st.ok() || !op.status.ok() || op.bytes != kMiB) && errors++ == 0) {
+              std::fprintf(stderr, "read: %s\n", op.status.ToString().c_str());
+            }
           }
         }
-      }
-    });
-  }
-  for (auto& th : ths) th.join();
-  ths.clear();
-  double read_s = (NowNanos() - t0) / 1e9;
-  double read_bw = chunks * kMiB / read_s;
+      });
+    }
+    for (auto& th : ths) th.join();
+    ths.clear();
+    R.read = {chunks * kMiB / ((NowNanos() - t0) / 1e9), CpuNow(data) - c0};
+    R.fio_read = Fio("--name=b --filename=" + fio_file + " --size=" + std::to_string(a.mib) +
+                     "M --rw=read --bs=1M --iodepth=" + std::to_string(4 * T));
 
-  // 4 KiB random reads, 32 per BatchRead per thread, for --seconds.
-  std::atomic<uint64_t> ios{0};
-  std::atomic<bool> stop{false};
-  t0 = NowNanos();
-  for (int t = 0; t < T; t++) {
-    ths.emplace_back([&, t] {
-      std::mt19937_64 g(100 + t);
-      std::vector<ReadOp> ops(32);
-      while (!stop) {
-        for (int k = 0; k < 32; k++) {
-          ReadOp& op = ops[k];
-          op = ReadOp{};
-          op.chain_id = chain;
-          op.inode = 1;
-          op.index = g() % chunks;
-          op.offset = static_cast<uint32_t>(g() % (kMiB / 4096)) * 4096;
-          op.length = 4096;
-          op.dest = buf + t * per_thread + k * 4096;
-        }
-        Status st = c->BatchRead(ops);
-        for (auto& op : ops) {
-          if ((!st.ok() || !op.status.ok()) && errors++ == 0) {
-            std::fprintf(stderr, "4k read: %s\n", op.status.ToString().c_str());
+    // 4 KiB random reads, 32 per BatchRead per thread, for --seconds.
+    std::atomic<uint64_t> ios{0};
+    std::atomic<bool> stop{false};
+    c0 = CpuNow(data);
+    t0 = NowNanos();
+    for (int t = 0; t < T; t++) {
+      ths.emplace_back([&, t] {
+        std::mt19937_64 g(100 + t + 1000 * r);
+        std::vector<ReadOp> ops(32);
+        while (!stop) {
+          for (int k = 0; k < 32; k++) {
+            ReadOp& op = ops[k];
+            op = ReadOp{};
+            op.chain_id = chain;
+            op.inode = inode;
+            op.index = g() % chunks;
+            op.offset = static_cast<uint32_t>(g() % (kMiB / 4096)) * 4096;
+            op.length = 4096;
+            op.dest = buf + t * per_thread + k * 4096;
           }
+          Status st = c->BatchRead(ops);
+          for (auto& op : ops) {
+            if ((!st.ok() || !op.status.ok()) && errors++ == 0) {
+              std::fprintf(stderr, "4k read: %s\n", op.status.ToString().c_str());
+            }
+          }
+          ios += 32;
         }
-        ios += 32;
-      }
-    });
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(a.seconds));
+    stop = true;
+    for (auto& th : ths) th.join();
+    ths.clear();
+    R.rand = {ios / ((NowNanos() - t0) / 1e9), CpuNow(data) - c0, static_cast<double>(ios.load())};
+    R.fio_rand = Fio("--name=b --filename=" + fio_file + " --size=" + std::to_string(a.mib) +
+                     "M --rw=randread --bs=4k --time_based --runtime=" + std::to_string(a.seconds) +
+                     " --iodepth=" + std::to_string(32 * T));
+    std::filesystem::remove(fio_file);
+    std::printf("round %d: write %.0f/%.0f/%.0f MB/s, read %.0f/%.0f MB/s, 4k %.0f/%.0f IOPS (sluice/fio%s)\n", r + 1,
+                R.write.rate / 1e6, R.fio_write.rate / 1e6, R.fio_sync.rate / 1e6, R.read.rate / 1e6,
+                R.fio_read.rate / 1e6, R.rand.rate, R.fio_rand.rate, "/fio fdatasync for writes");
+    std::fflush(stdout);
+    rounds.push_back(R);
   }
-  std::this_thread::sleep_for(std::chrono::seconds(a.seconds));
-  stop = true;
-  for (auto& th : ths) th.join();
-  ths.clear();
-  double rand_iops = ios / ((NowNanos() - t0) / 1e9);
-
-  // fio on the same disk, same queue depths.
-  std::string f = "--name=b --filename=" + dir + "/fio.dat --size=" + std::to_string(a.mib) + "M ";
-  std::string qd = std::to_string(T * D);
-  auto fw = Fio(f + "--rw=write --bs=1M --iodepth=" + qd);
-  // One synchronous writer per write in flight, each on its own slice.
-  std::string slice = std::to_string(std::max<uint64_t>(1, a.mib / (T * D))) + "M";
-  auto fws = Fio("--name=b --filename=" + dir + "/fio.dat --size=" + slice + " --offset_increment=" + slice +
-                 " --rw=write --bs=1M --iodepth=1 --fdatasync=1 --numjobs=" + qd);
-  auto fr = Fio(f + "--rw=read --bs=1M --iodepth=" + std::to_string(4 * T));
-  auto frr = Fio(f + "--rw=randread --bs=4k --time_based --runtime=" + std::to_string(a.seconds) +
-                 " --iodepth=" + std::to_string(32 * T));
   cleanup();
 
+  auto median = [&](auto get) {
+    std::vector<double> v;
+    for (const Round& R : rounds) v.push_back(get(R));
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
   auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
-  std::printf("\n%-34s %14s %14s %8s\n", "workload", "sluice (RPC)", "fio", "ratio");
-  std::printf("%-34s %10.0f MB/s %10.0f MB/s %8.2f\n", "1 MiB seq write (fio no sync)", write_bw / 1e6, fw.first / 1e6,
-              ratio(write_bw, fw.first));
-  std::printf("%-34s %10.0f MB/s %10.0f MB/s %8.2f\n", "1 MiB seq write (fio fdatasync)", write_bw / 1e6,
-              fws.first / 1e6, ratio(write_bw, fws.first));
-  std::printf("%-34s %10.0f MB/s %10.0f MB/s %8.2f\n", "1 MiB seq read", read_bw / 1e6, fr.first / 1e6,
-              ratio(read_bw, fr.first));
-  std::printf("%-34s %10.0f IOPS %10.0f IOPS %8.2f\n", "4 KiB random read", rand_iops, frr.second,
-              ratio(rand_iops, frr.second));
+  // CPU per MiB (per IO for 4 KiB): sluice server + client process, fio.
+  auto row = [&](const char* name, const char* unit, double scale, auto sl, auto fi, double ops_per_unit) {
+    double ms = median([&](const Round& R) { return sl(R).rate; });
+    double mf = median([&](const Round& R) { return fi(R).rate; });
+    double mr = median([&](const Round& R) { return ratio(sl(R).rate, fi(R).rate); });
+    double cs = median([&](const Round& R) { return sl(R).cpu_s * 1e6 / (sl(R).amount / ops_per_unit); });
+    double cf = median([&](const Round& R) { return fi(R).cpu_s * 1e6 / (fi(R).amount / ops_per_unit); });
+    std::printf("%-32s %9.0f %-4s %9.0f %-4s %6.2f %8.1f /%6.1f us\n", name, ms / scale, unit, mf / scale, unit, mr,
+                cs, cf);
+  };
+  const double bytes = static_cast<double>(chunks) * kMiB;
+  for (Round& R : rounds) {
+    R.write.amount = R.read.amount = bytes;
+    R.fio_write.amount = R.fio_sync.amount = R.fio_read.amount = bytes;
+  }
+  std::printf("\nmedians of %d rounds          %14s %14s %6s %s\n", a.rounds, "sluice (RPC)", "fio", "ratio",
+              "CPU per MiB|IO, sluice (server+client) / fio");
+  row("1 MiB seq write (fio no sync)", "MB/s", 1e6, [](const Round& R) { return R.write; },
+      [](const Round& R) { return R.fio_write; }, kMiB);
+  row("1 MiB seq write (fio fdatasync)", "MB/s", 1e6, [](const Round& R) { return R.write; },
+      [](const Round& R) { return R.fio_sync; }, kMiB);
+  row("1 MiB seq read", "MB/s", 1e6, [](const Round& R) { return R.read; },
+      [](const Round& R) { return R.fio_read; }, kMiB);
+  row("4 KiB random read", "IOPS", 1, [](const Round& R) { return R.rand; },
+      [](const Round& R) { return R.fio_rand; }, 1);
   std::printf("errors: %d\n", errors.load());
   free(mem);
   return errors.load() == 0 ? 0 : 1;

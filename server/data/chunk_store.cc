@@ -469,6 +469,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
     size_t i;
     ChunkVersionView v;
     uint64_t a0 = 0, end = 0;  // aligned start, requested end (clamped)
+    bool direct = false;       // read into the request's dest
   };
   std::vector<size_t> todo(n);
   for (size_t i = 0; i < n; i++) todo[i] = i;
@@ -528,14 +529,21 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
       j.end = std::min<uint64_t>(uint64_t{rq.offset} + rq.length, v.length);
       j.a0 = rq.offset / kBlockSize * kBlockSize;
       uint64_t a1 = RoundUpToBlock(j.end);
-      r.buffer = pool_->Allocate(a1 - j.a0);
+      j.direct = rq.dest && reinterpret_cast<uintptr_t>(rq.dest) % kBlockSize == 0 &&
+                 j.a0 == rq.offset && a1 - j.a0 <= rq.dest_capacity;
       IoOp op;
       op.kind = IoOp::kRead;
       op.file = v.size_class;
-      op.buf = r.buffer.data();
+      if (j.direct) {
+        op.buf = rq.dest;
+        op.fixed = pool_->InArena(rq.dest, a1 - j.a0);
+      } else {
+        r.buffer = pool_->Allocate(a1 - j.a0);
+        op.buf = r.buffer.data();
+        op.fixed = r.buffer.registered();
+      }
       op.len = static_cast<uint32_t>(a1 - j.a0);
       op.offset = v.slot * kSizeClasses[v.size_class] + j.a0;
-      op.fixed = r.buffer.registered();
       ops.push_back(op);
       jobs.push_back(j);
     }
@@ -556,6 +564,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
         r.buffer = IoBuffer();
         continue;
       }
+      const uint8_t* base = j.direct ? rq.dest : r.buffer.data();
       // Verify every block the range touches.
       size_t b0 = j.a0 / kBlockSize, b1 = BlockCount(static_cast<uint32_t>(j.end));
       crcs.assign(b1, 0);
@@ -564,7 +573,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
       for (size_t b = b0; b < b1; b++) {
         uint64_t bs = b * kBlockSize;
         uint64_t blen = std::min<uint64_t>(bs + kBlockSize, j.v.length) - bs;
-        crcs[b] = BlockCrc(r.buffer.data() + (bs - j.a0), blen);
+        crcs[b] = BlockCrc(base + (bs - j.a0), blen);
         if (crcs[b] != j.v.BlockCrc(b)) {
           bad = true;
           bad_block = b;
@@ -598,7 +607,7 @@ std::vector<ReadResult> ChunkStore::BatchRead(std::span<const ReadRequest> reque
         r.buffer = IoBuffer();
         continue;
       }
-      r.data = r.buffer.data() + (rq.offset - j.a0);
+      r.data = base + (rq.offset - j.a0);
       r.length = static_cast<uint32_t>(j.end - rq.offset);
       bool aligned = rq.offset % kBlockSize == 0 && (j.end % kBlockSize == 0 || j.end == j.v.length);
       r.crc = aligned ? CombineRange(crcs, b0, b1, j.end) : Crc32c(r.data, r.length);

@@ -119,11 +119,19 @@ struct ReadRequest {
   ChunkId chunk;
   uint32_t offset = 0;
   uint32_t length = 0;  // clamped to the chunk's length
+  // Optional: where the bytes should land. When `dest` is 4 KiB aligned,
+  // `offset` is a multiple of 4 KiB and the whole blocks read fit in
+  // `dest_capacity`, they are read from disk straight into `dest` (no copy;
+  // ReadResult::data == dest, and bytes past the returned length up to the
+  // block end are overwritten). Otherwise the result owns a buffer as usual.
+  // On failure `dest` holds unspecified bytes. Destinations must not overlap.
+  uint8_t* dest = nullptr;
+  uint32_t dest_capacity = 0;
 };
 
 struct ReadResult {
   Status status;            // kNotFound, kCorrupt (CRC mismatch), kIo, ...
-  const uint8_t* data = nullptr;  // `length` bytes inside `buffer`
+  const uint8_t* data = nullptr;  // `length` bytes inside `buffer` (or ReadRequest::dest)
   uint32_t length = 0;
   uint32_t crc = 0;          // CRC32C of exactly these bytes
   uint64_t version = 0;      // committed version they belong to
