@@ -109,6 +109,16 @@ std::string Hex32(uint32_t v) {
 bool CallContext::expired() const { return deadline_ns_ != 0 && NowNanos() > deadline_ns_; }
 
 Result<char*> CallContext::AllocResponsePayload(size_t n) {
+  PayloadBuffer ext;
+  void* desc = nullptr;
+  if (server_ && server_->AllocPayload(std::max<size_t>(n, 1), &ext, &desc)) {
+    payload_out_ext_ = std::move(ext);
+    payload_out_desc_ = desc;
+    payload_out_ext_len_ = n;
+    response_payload_ = payload_out_ext_.data;
+    response_payload_len_ = n;
+    return payload_out_ext_.data;
+  }
   auto b = pool_->Get(std::max<size_t>(n, 1));
   if (!b.ok()) return b.status();
   payload_out_ = std::move(b.value());
@@ -144,6 +154,32 @@ RpcServer::~RpcServer() {
   if (ep_) ep_->Shutdown();
   slots_.clear();
   pool_.reset();
+  user_regions_.clear();
+}
+
+Status RpcServer::RegisterMemory(void* addr, size_t len) {
+  auto mr = ep_->Register(addr, len);
+  if (!mr.ok()) return mr.status();
+  user_regions_.push_back(std::make_unique<net::MemoryRegion>(std::move(mr.value())));
+  return Status::Ok();
+}
+
+void RpcServer::SetPayloadAllocator(std::function<PayloadBuffer(size_t len)> alloc) {
+  payload_alloc_ = std::move(alloc);
+}
+
+bool RpcServer::AllocPayload(size_t len, PayloadBuffer* out, void** desc) const {
+  if (!payload_alloc_) return false;
+  PayloadBuffer b = payload_alloc_(len);
+  if (!b.data) return false;
+  for (const auto& r : user_regions_) {
+    if (r->Contains(b.data, len)) {
+      *desc = r->desc();
+      *out = std::move(b);
+      return true;
+    }
+  }
+  return false;  // not in registered memory: the pool's buffer instead
 }
 
 void RpcServer::RegisterRaw(const std::string& full_name, RawHandler handler) {
@@ -280,6 +316,7 @@ void RpcServer::Process(RecvSlot* slot) {
   CallContext ctx;
   ctx.header_ = &h;
   ctx.pool_ = pool_.get();
+  ctx.server_ = this;
   ctx.inline_threshold_ = options_.inline_threshold;
   if (h.deadline_ms() > 0) ctx.deadline_ns_ = recv_ns + uint64_t{h.deadline_ms()} * 1000000;
   const std::string& method = it->second.first;
@@ -292,19 +329,34 @@ void RpcServer::Process(RecvSlot* slot) {
       st = Status(Code::kTooBig, method + ": request payload of " +
                                      std::to_string(h.bulk_in().len()) + " bytes is too large");
     } else {
-      auto b = pool_->Get(h.bulk_in().len());
-      if (!b.ok()) {
-        st = b.status();
+      size_t n = h.bulk_in().len();
+      char* buf = nullptr;
+      void* desc = nullptr;
+      if (AllocPayload(n, &ctx.payload_in_ext_, &desc)) {
+        buf = ctx.payload_in_ext_.data;
       } else {
-        ctx.payload_in_ = std::move(b.value());
-        size_t n = h.bulk_in().len();
+        auto b = pool_->Get(n);
+        if (!b.ok()) {
+          st = b.status();
+        } else {
+          ctx.payload_in_ = std::move(b.value());
+          buf = ctx.payload_in_.data();
+          desc = ctx.payload_in_.desc();
+        }
+      }
+      if (buf) {
         st = PostAndWait(
             [&](net::Operation* op) {
-              return ep_->PostRead(*dest, ctx.payload_in_.data(), n, ctx.payload_in_.desc(),
-                                   h.bulk_in().addr(), h.bulk_in().key(), op);
+              return ep_->PostRead(*dest, buf, n, desc, h.bulk_in().addr(), h.bulk_in().key(), op);
             },
             10000, "RMA read of the request payload");
-        if (st.ok()) ctx.request_payload_ = std::string_view(ctx.payload_in_.data(), n);
+        if (st.ok()) {
+          ctx.request_payload_ = std::string_view(buf, n);
+        } else if (st.code() == Code::kTimeout) {
+          // The read may still land later: never reuse its buffer.
+          new net::PooledBuffer(std::move(ctx.payload_in_));
+          new PayloadBuffer(std::move(ctx.payload_in_ext_));
+        }
       }
     }
   } else {
@@ -333,6 +385,9 @@ void RpcServer::Reply(fi_addr_t dest, uint64_t request_id, const Status& status,
       void* desc = nullptr;
       if (ctx->payload_out_ && ctx->payload_out_.region()->Contains(src, n)) {
         desc = ctx->payload_out_.desc();
+      } else if (ctx->payload_out_desc_ && src >= ctx->payload_out_ext_.data &&
+                 src + n <= ctx->payload_out_ext_.data + ctx->payload_out_ext_len_) {
+        desc = ctx->payload_out_desc_;
       } else {
         auto b = pool_->Get(n);
         if (!b.ok()) {

@@ -44,6 +44,14 @@ struct ServerOptions {
   size_t inline_threshold = kDefaultInlineThreshold;
 };
 
+// A buffer payloads move through by RMA, inside memory registered with the
+// server's endpoint (RpcServer::RegisterMemory), kept alive by `owner` until
+// the call has ended.
+struct PayloadBuffer {
+  char* data = nullptr;
+  std::shared_ptr<void> owner;
+};
+
 // What a handler sees of the call besides its request message.
 class CallContext {
  public:
@@ -74,6 +82,11 @@ class CallContext {
   net::BufferPool* pool_ = nullptr;
   net::PooledBuffer payload_in_;
   net::PooledBuffer payload_out_;
+  PayloadBuffer payload_in_ext_;   // from the server's payload allocator
+  PayloadBuffer payload_out_ext_;
+  void* payload_out_desc_ = nullptr;  // of the buffer AllocResponsePayload gave
+  size_t payload_out_ext_len_ = 0;
+  const class RpcServer* server_ = nullptr;
   const char* response_payload_ = nullptr;
   size_t response_payload_len_ = 0;
   uint64_t response_map_version_ = 0;
@@ -118,6 +131,16 @@ class RpcServer {
     });
   }
 
+  // Registers [addr, addr+len) with the endpoint, for payload buffers (see
+  // SetPayloadAllocator); deregistered when the server is destroyed.
+  Status RegisterMemory(void* addr, size_t len);
+  // Where request payloads pulled by RMA land and AllocResponsePayload's
+  // buffers come from (e.g. an IO engine's own registered memory, so payloads
+  // go to and from disk without a copy): `alloc(len)` returns a buffer of at
+  // least `len` bytes inside memory given to RegisterMemory, or an empty one
+  // (then the server's pool is used). Thread-safe; set before Start().
+  void SetPayloadAllocator(std::function<PayloadBuffer(size_t len)> alloc);
+
   Status Start();
   void Stop();
   net::Endpoint* endpoint() { return ep_.get(); }
@@ -137,10 +160,15 @@ class RpcServer {
   void Reply(fi_addr_t dest, uint64_t request_id, const Status& st, const std::string& body,
              CallContext* ctx, const RequestHeader* req, FrameKind kind = FrameKind::kResponse);
   Status WaitOp(const std::function<Status(net::Operation*)>& post);
+  // A buffer from the payload allocator and its local descriptor, if any.
+  friend class CallContext;
+  bool AllocPayload(size_t len, PayloadBuffer* out, void** desc) const;
 
   ServerOptions options_;
   std::unique_ptr<net::Endpoint> ep_;
   std::unique_ptr<net::BufferPool> pool_;
+  std::vector<std::unique_ptr<net::MemoryRegion>> user_regions_;  // RegisterMemory
+  std::function<PayloadBuffer(size_t)> payload_alloc_;
   std::unordered_map<uint32_t, std::pair<std::string, RawHandler>> handlers_;
   std::vector<std::unique_ptr<RecvSlot>> slots_;
 

@@ -613,6 +613,29 @@ void DataServer::RegisterHandlers(rpc::RpcServer* server) {
   namespace ds = datasvc;
   std::string svc = kSvc, chain_svc = kChainSvc;
 
+  // Payloads move by RMA straight between the peer and the engine's IO
+  // arena (registered with io_uring as well): a written chunk goes to disk
+  // from where it landed, a read one to the wire from where the disk put it.
+  // With several targets the first one's arena serves all (a write to another
+  // target then runs as unregistered IO, which is only slower).
+  if (!stores_.empty()) {
+    ChunkStore* store = stores_.begin()->second.get();
+    const iovec& arena = store->buffer_arena();
+    Status st = arena.iov_len ? server->RegisterMemory(arena.iov_base, arena.iov_len)
+                              : Status(Code::kUnsupported, "no IO arena");
+    if (st.ok()) {
+      server->SetPayloadAllocator([store](size_t len) -> rpc::PayloadBuffer {
+        IoBuffer b = store->AllocateBuffer(len);
+        if (!b.registered()) return {};  // the arena is used up: the RPC pool serves
+        auto owner = std::make_shared<IoBuffer>(std::move(b));
+        return rpc::PayloadBuffer{reinterpret_cast<char*>(owner->data()), owner};
+      });
+    } else {
+      LOG_WARN("payloads go through the RPC layer's buffers (one copy more): registering the IO arena of " +
+               T(stores_.begin()->first) + " with the transport: " + st.ToString());
+    }
+  }
+
   server->Register<ds::BatchReadRequest, ds::BatchReadResponse>(
       svc + "BatchRead", [this](CallContext& ctx, const ds::BatchReadRequest& req, ds::BatchReadResponse* resp) {
         return HandleBatchRead(ctx, req, resp);
