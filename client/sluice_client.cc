@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "client/read_buffers.h"
+#include "common/auth.h"
 #include "common/config.h"
 #include "common/data_client.h"
 #include "common/log.h"
@@ -122,6 +123,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   std::string where = options.cluster.empty() ? DefaultClusterConfig() : ExpandHome(options.cluster);
   std::string provider = options.provider, host;
   uint16_t port = 0;
+  ClusterConfig cluster_config;  // empty when `where` is host:port
+  cluster_config.path = where;
   size_t colon = where.rfind(':');
   bool is_addr = colon != std::string::npos && where.find('/') == std::string::npos &&
                  where.find(".toml") == std::string::npos;
@@ -136,13 +139,20 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
       return cfg.status().Prefix("cluster config " + where +
                                  " (start a local cluster with `sluice cluster start`, or pass --config)");
     }
-    provider = cfg->provider;
-    host = cfg->mgmtd.host;
-    port = cfg->mgmtd.port;
+    cluster_config = std::move(cfg.value());
+    provider = cluster_config.provider;
+    host = cluster_config.mgmtd.host;
+    port = cluster_config.mgmtd.port;
   }
   rpc::Credential cred;
   cred.set_tenant(options.tenant);
   cred.set_secret(options.secret);
+  if (options.secret.empty()) {
+    // The tenant's secret file (named, from the environment, or the config's "default").
+    auto c2 = auth::ClientCredential(cluster_config, options.tenant, options.secret_file);
+    if (!c2.ok()) return c2.status().Prefix("credential for " + where);
+    cred = *c2;
+  }
 
   meta::MetaClientOptions mo;
   mo.provider = provider;

@@ -69,9 +69,12 @@ struct ClientOptions {
   std::string cluster;
   // libfabric provider when `cluster` is host:port (a config file names its own).
   std::string provider = "tcp";
-  // Tenant credential carried by every request.
+  // Tenant credential carried by every request: `secret` itself, or the file
+  // holding it. Neither given: $SLUICE_TENANT / $SLUICE_SECRET_FILE, else the
+  // config's tenant "default" when its secret file is readable (common/auth.h).
   std::string tenant;
   std::string secret;
+  std::string secret_file;
   // Identity for permission checks. Default: the process's euid/egid.
   uint32_t uid = static_cast<uint32_t>(-1);
   uint32_t gid = static_cast<uint32_t>(-1);

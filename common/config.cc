@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -130,6 +131,13 @@ const DataServerConfig* ClusterConfig::FindData(uint32_t id) const {
   return nullptr;
 }
 
+const TenantConfig* ClusterConfig::FindTenant(const std::string& name) const {
+  for (auto& t : tenants) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
 const DataServerConfig* ClusterConfig::DataOfTarget(uint32_t target_id) const {
   return FindData(target_id / 100);
 }
@@ -179,7 +187,7 @@ Result<ClusterConfig> ParseClusterConfig(const std::string& text, const std::str
   }
   ClusterConfig cfg;
   cfg.path = path;
-  SLUICE_RETURN_IF_ERROR(CheckKeys(path, root, "the file", {"cluster", "mgmtd", "meta", "data", "chain"}));
+  SLUICE_RETURN_IF_ERROR(CheckKeys(path, root, "the file", {"cluster", "mgmtd", "meta", "data", "chain", "tenant"}));
   std::string base = fs::path(path).parent_path().string();
   if (base.empty()) base = ".";
   cfg.data_root = base;
@@ -189,7 +197,7 @@ Result<ClusterConfig> ParseClusterConfig(const std::string& text, const std::str
     const toml::table& t = *c->as_table();
     SLUICE_RETURN_IF_ERROR(CheckKeys(path, t, "[cluster]",
                                      {"name", "provider", "replication", "chunk_size", "stripe_width",
-                                      "lease_ms", "heartbeat_ms", "data_root"}));
+                                      "lease_ms", "heartbeat_ms", "data_root", "secret_file"}));
     SLUICE_RETURN_IF_ERROR(GetString(path, t, "cluster", "name", &cfg.name));
     SLUICE_RETURN_IF_ERROR(GetString(path, t, "cluster", "provider", &cfg.provider));
     SLUICE_RETURN_IF_ERROR(GetInt(path, t, "cluster", "replication", &cfg.replication, 1, 3));
@@ -200,6 +208,8 @@ Result<ClusterConfig> ParseClusterConfig(const std::string& text, const std::str
     std::string dr;
     SLUICE_RETURN_IF_ERROR(GetString(path, t, "cluster", "data_root", &dr));
     if (!dr.empty()) cfg.data_root = Resolve(base, dr);
+    SLUICE_RETURN_IF_ERROR(GetString(path, t, "cluster", "secret_file", &cfg.secret_file));
+    if (!cfg.secret_file.empty()) cfg.secret_file = Resolve(base, cfg.secret_file);
     const std::set<std::string> provs = {"tcp", "tcp;ofi_rxm", "shm", "verbs;ofi_rxm", "net"};
     if (!provs.count(cfg.provider)) {
       return Bad(path, t.get("provider"),
@@ -283,6 +293,31 @@ Result<ClusterConfig> ParseClusterConfig(const std::string& text, const std::str
       }
       for (size_t i = 0; i < dc.targets.size(); i++) dc.target_ids.push_back(dc.id * 100 + i + 1);
       cfg.data.push_back(dc);
+    }
+  }
+  if (auto* ta = root.get("tenant")) {
+    if (!ta->is_array_of_tables()) return Bad(path, ta, "tenant must be an array of tables: [[tenant]]");
+    for (auto& e : *ta->as_array()) {
+      const toml::table& t = *e.as_table();
+      SLUICE_RETURN_IF_ERROR(CheckKeys(path, t, "[[tenant]]", {"name", "secret_file"}));
+      TenantConfig tc;
+      SLUICE_RETURN_IF_ERROR(GetString(path, t, "tenant", "name", &tc.name));
+      SLUICE_RETURN_IF_ERROR(GetString(path, t, "tenant", "secret_file", &tc.secret_file));
+      if (tc.name.empty() || tc.secret_file.empty()) {
+        return Bad(path, &e, "[[tenant]] needs name and secret_file (a file holding the tenant's secret)");
+      }
+      bool name_ok = tc.name.size() <= 64 && tc.name[0] != '_';
+      for (char ch : tc.name) name_ok = name_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.');
+      if (!name_ok) {
+        return Bad(path, t.get("name"), "tenant name '" + tc.name +
+                                            "' must be 1-64 letters, digits, '-', '_' or '.', not starting with '_'");
+      }
+      if (cfg.FindTenant(tc.name)) return Bad(path, &e, "[[tenant]] '" + tc.name + "' appears twice");
+      tc.secret_file = Resolve(base, tc.secret_file);
+      cfg.tenants.push_back(tc);
+    }
+    if (!cfg.tenants.empty() && cfg.secret_file.empty()) {
+      return Bad(path, ta, "a cluster with [[tenant]] entries needs cluster.secret_file (the servers' own secret)");
     }
   }
   if (cfg.meta.empty()) return Status(Code::kInvalid, path + ": no [[meta]] server; add at least one");

@@ -7,6 +7,8 @@
 //   [[meta]]   id, host, port, dir
 //   [[data]]   id, host, port, targets = ["dir", ...]
 //   [[chain]]  targets = [target ids]        (optional; built automatically)
+//   [[tenant]] name, secret_file             (optional; see common/auth.h)
+//   [cluster]  secret_file: the servers' own secret, required with tenants
 //
 // Target ids are data-server id * 100 + position (1-based) in `targets`.
 // Relative directories are under data_root; a relative data_root is relative
@@ -48,6 +50,11 @@ struct ChainConfig {
   std::vector<uint32_t> targets;
 };
 
+struct TenantConfig {
+  std::string name;
+  std::string secret_file;  // absolute (relative ones are resolved against the config's folder)
+};
+
 struct ClusterConfig {
   std::string path;  // the file it came from
   std::string name = "sluice";
@@ -62,6 +69,11 @@ struct ClusterConfig {
   std::vector<MetaServerConfig> meta;
   std::vector<DataServerConfig> data;
   std::vector<ChainConfig> chains;  // explicit or built
+  // Tenants and the cluster's own secret file (servers among themselves).
+  // No tenants: an open cluster, every caller accepted.
+  std::vector<TenantConfig> tenants;
+  std::string secret_file;
+  const TenantConfig* FindTenant(const std::string& name) const;
 
   const MetaServerConfig* FindMeta(uint32_t id) const;
   const DataServerConfig* FindData(uint32_t id) const;

@@ -322,7 +322,10 @@ void RpcServer::Process(RecvSlot* slot) {
   const std::string& method = it->second.first;
   Status st;
   std::string body;
-  if (ctx.expired()) {
+  if (options_.authenticate) st = options_.authenticate(h.credential(), method);
+  if (!st.ok()) {
+    stats_.rejected++;
+  } else if (ctx.expired()) {
     st = Status(Code::kTimeout, method + ": deadline expired before the server started it");
   } else if (h.bulk_in().len() > 0) {
     if (h.bulk_in().len() > net::BufferPool::kMaxBuffer) {
@@ -470,9 +473,25 @@ struct RpcClient::PeerState {
   int outstanding = 0;
 };
 
+namespace {
+std::mutex g_credential_mu;
+Credential g_default_credential;
+}  // namespace
+
+void SetDefaultCredential(const Credential& credential) {
+  std::lock_guard<std::mutex> l(g_credential_mu);
+  g_default_credential = credential;
+}
+
+Credential DefaultCredential() {
+  std::lock_guard<std::mutex> l(g_credential_mu);
+  return g_default_credential;
+}
+
 Result<std::unique_ptr<RpcClient>> RpcClient::Create(const ClientOptions& options) {
   std::unique_ptr<RpcClient> c(new RpcClient());
   c->options_ = options;
+  if (c->options_.credential.tenant().empty()) c->options_.credential = DefaultCredential();
   auto ep = net::Endpoint::Open(options.fabric);
   if (!ep.ok()) return ep.status();
   c->ep_ = std::move(ep.value());

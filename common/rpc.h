@@ -42,6 +42,10 @@ struct ServerOptions {
   // Receive buffers posted at once (each kMaxFrameSize).
   size_t recv_buffers = 32;
   size_t inline_threshold = kDefaultInlineThreshold;
+  // Checks every request's credential before anything else happens to it
+  // (no payload is pulled, no handler runs); a non-OK status is the answer.
+  // Unset: every caller is accepted. `method` is the full method name.
+  std::function<Status(const Credential& credential, const std::string& method)> authenticate;
 };
 
 // A buffer payloads move through by RMA, inside memory registered with the
@@ -101,6 +105,7 @@ struct ServerStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> bad_frames{0};
+  std::atomic<uint64_t> rejected{0};  // credential refused
   std::atomic<uint64_t> pings{0};
 };
 
@@ -182,9 +187,14 @@ class RpcServer {
 
 // ---------------------------------------------------------------- client --
 
+// The credential this process speaks with when a client's options carry
+// none (a server sets the cluster's own; a tool, its tenant's). Thread-safe.
+void SetDefaultCredential(const Credential& credential);
+Credential DefaultCredential();
+
 struct ClientOptions {
   net::FabricOptions fabric;
-  Credential credential;
+  Credential credential;  // empty tenant: DefaultCredential() at Create
   size_t inline_threshold = kDefaultInlineThreshold;
   // A peer with calls outstanding that has not been heard from for this long
   // is probed; if the probe is not answered within `peer_timeout_ms`, its

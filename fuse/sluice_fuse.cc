@@ -2,7 +2,7 @@
 // low-level API over libsluice. One function per operation; errors are
 // replied as errno (Status::to_errno()).
 //
-//   sluice-fuse MOUNTPOINT [--config FILE] [-f] [--entry-timeout S]
+//   sluice-fuse MOUNTPOINT [--config FILE] [--tenant T --secret-file F] [-f] [--entry-timeout S]
 //               [--attr-timeout S] [--writeback-cache] [--allow-other]
 //               [--threads N] [--log FILE] [-o fuse,options]
 //
@@ -57,6 +57,7 @@ using meta::InodeAttr;
 struct MountOptions {
   std::string mountpoint;
   std::string config;
+  std::string tenant, secret_file;  // empty: $SLUICE_TENANT/$SLUICE_SECRET_FILE or the config's "default"
   bool foreground = false;
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
@@ -625,6 +626,8 @@ void Usage() {
                "usage: sluice-fuse MOUNTPOINT [--config FILE] [-f] [--entry-timeout S] [--attr-timeout S]\n"
                "                  [--writeback-cache] [--allow-other] [--threads N] [--log FILE] [-o opts]\n"
                "  --config FILE   cluster config (default: $SLUICE_HOME/local/cluster.toml, ~/.sluice/...)\n"
+               "  --tenant NAME --secret-file FILE   credential (default: $SLUICE_TENANT, $SLUICE_SECRET_FILE,\n"
+               "                  else the config's tenant \"default\" when its secret file is readable)\n"
                "  -f              stay in the foreground\n"
                "  --entry-timeout/--attr-timeout S   kernel cache timeouts in seconds (default 1)\n"
                "  --writeback-cache                  let the kernel cache writes (faster small writes)\n"
@@ -651,6 +654,12 @@ bool ParseArgs(int argc, char** argv, MountOptions* o) {
     } else if (a == "--config") {
       if (!(v = next("--config"))) return false;
       o->config = v;
+    } else if (a == "--tenant") {
+      if (!(v = next("--tenant"))) return false;
+      o->tenant = v;
+    } else if (a == "--secret-file") {
+      if (!(v = next("--secret-file"))) return false;
+      o->secret_file = v;
     } else if (a == "--entry-timeout") {
       if (!(v = next("--entry-timeout"))) return false;
       o->entry_timeout = std::atof(v);
@@ -697,6 +706,8 @@ int Run(const MountOptions& o, int ready_fd) {
   };
   client::ClientOptions co;
   co.cluster = o.config;
+  co.tenant = o.tenant;
+  co.secret_file = o.secret_file;
   auto c = Client::Connect(co);
   if (!c.ok()) {
     report("sluice-fuse: cannot connect to the cluster: " + c.status().ToString());

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/mgmt_client.h"
@@ -59,6 +60,12 @@ chunk_size = "1MiB"
 stripe_width = 4
 lease_ms = 3000
 heartbeat_ms = 500
+# The servers' own secret; clients use a tenant's (common/auth.h).
+secret_file = "secrets/cluster.secret"
+
+[[tenant]]
+name = "default"
+secret_file = "secrets/default.secret"
 
 [mgmtd]
 host = "127.0.0.1"
@@ -174,6 +181,12 @@ Result<mgmt::ClusterMap> FetchMap(const ClusterConfig& cfg, uint32_t timeout_ms)
   rpc::ClientOptions co;
   co.fabric.provider = cfg.provider;
   co.peer_timeout_ms = 1000;
+  // The operator on a server host can read the cluster's secret; anyone
+  // else asks as a tenant.
+  auto cred = auth::ClusterCredential(cfg);
+  if (!cred.ok()) cred = auth::ClientCredential(cfg, "", "");
+  if (!cred.ok()) return cred.status();
+  co.credential = *cred;
   auto c = rpc::RpcClient::Create(co);
   if (!c.ok()) return c.status();
   auto peer = (*c)->Resolve(cfg.mgmtd.host, cfg.mgmtd.port);
@@ -372,7 +385,19 @@ int main(int argc, char** argv) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     config = dir + "/cluster.toml";
-    if (!fs::exists(config)) std::ofstream(config) << kDefaultConfig;
+    if (!fs::exists(config)) {
+      // A fresh embedded cluster: its secrets first, readable by this user only.
+      fs::create_directories(dir + "/secrets", ec);
+      fs::permissions(dir + "/secrets", fs::perms::owner_all, ec);
+      for (const char* f : {"/secrets/cluster.secret", "/secrets/default.secret"}) {
+        Status st = auth::CreateSecretFile(dir + f);
+        if (!st.ok()) {
+          std::fprintf(stderr, "sluice cluster: %s\n", st.message().c_str());
+          return 1;
+        }
+      }
+      std::ofstream(config) << kDefaultConfig;
+    }
   }
   config = fs::absolute(config).lexically_normal().string();
   auto cfg = LoadClusterConfig(config);

@@ -9,7 +9,7 @@
 //       the helper mount(8) runs for `mount -t fuse.sluice` and fstab:
 //         /etc/cluster.toml  /mnt/sluice  fuse.sluice  defaults,_netdev  0 0
 //       SOURCE is a config file, or "sluice"/"local" for the local cluster.
-//       Options: config=FILE, entry_timeout=S, attr_timeout=S,
+//       Options: config=FILE, tenant=NAME, secret_file=FILE, entry_timeout=S, attr_timeout=S,
 //       writeback_cache, allow_other; mount(8)'s generic ones are ignored.
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -129,6 +129,10 @@ int MountHelper(int argc, char** argv) {
       std::string k = opt.substr(0, opt.find('=')), v = opt.find('=') == std::string::npos ? "" : opt.substr(opt.find('=') + 1);
       if (k == "config") {
         args.insert(args.end(), {"--config", v});
+      } else if (k == "tenant") {
+        args.insert(args.end(), {"--tenant", v});
+      } else if (k == "secret_file") {
+        args.insert(args.end(), {"--secret-file", v});
       } else if (k == "entry_timeout") {
         args.insert(args.end(), {"--entry-timeout", v});
       } else if (k == "attr_timeout") {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/mgmt_client.h"
@@ -78,6 +79,12 @@ int main(int argc, char** argv) {
                 "; pass the id of one of its [[data]] entries");
   }
 
+  auto authenticate = auth::SetUpServer(
+      *cfg, "data " + std::to_string(id) + " at " + dc->host + ":" + std::to_string(dc->port),
+      {"sluice.datasvc.DataService/ForwardUpdate", "sluice.datasvc.DataService/Commit",
+       "sluice.datasvc.DataService/InstallChunk"});
+  if (!authenticate.ok()) return Fail(authenticate.status().message());
+
   std::atomic<MgmtAgent*> agent_ptr{nullptr};
   data::DataServerOptions dso;
   dso.config = *cfg;
@@ -96,6 +103,7 @@ int main(int argc, char** argv) {
   so.fabric.provider = cfg->provider;
   so.fabric.host = dc->host;
   so.fabric.port = dc->port;
+  so.authenticate = *authenticate;
   // Chain forwards block a worker until the successor answers: enough
   // workers that chains crossing this server cannot exhaust them. They sleep
   // on a condition variable; none spins.

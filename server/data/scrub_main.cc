@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/config.h"
 #include "common/data_client.h"
 
@@ -42,7 +43,14 @@ int main(int argc, char** argv) {
   if (all) {
     for (auto& d : cfg->data) targets.insert(targets.end(), d.target_ids.begin(), d.target_ids.end());
   }
+  // An operator's tool: it speaks as the cluster's servers do.
+  auto own = auth::ClusterCredential(*cfg);
+  if (!own.ok()) {
+    std::fprintf(stderr, "sluice-data-scrub: %s\n", own.status().message().c_str());
+    return 2;
+  }
   DataClientOptions o;
+  o.credential = *own;
   o.provider = cfg->provider;
   o.mgmtd_host = cfg->mgmtd.host;
   o.mgmtd_port = cfg->mgmtd.port;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/rpc.h"
@@ -78,6 +79,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluice-mgmtd: %s\n", cfg.status().message().c_str());
     return 1;
   }
+  auto authenticate = auth::SetUpServer(
+      *cfg, "mgmtd at " + cfg->mgmtd.host + ":" + std::to_string(cfg->mgmtd.port),
+      {"sluice.mgmt.MgmtService/Register", "sluice.mgmt.MgmtService/Heartbeat",
+       "sluice.mgmt.MgmtService/TargetSynced"});
+  if (!authenticate.ok()) {
+    std::fprintf(stderr, "sluice-mgmtd: %s\n", authenticate.status().message().c_str());
+    return 1;
+  }
   Status st = CheckWritableDir(cfg->mgmtd.dir, config_path, "[mgmtd] dir");
   if (!st.ok()) {
     std::fprintf(stderr, "sluice-mgmtd: %s\n", st.message().c_str());
@@ -121,6 +130,7 @@ int main(int argc, char** argv) {
   so.fabric.provider = cfg->provider;
   so.fabric.host = cfg->mgmtd.host;
   so.fabric.port = cfg->mgmtd.port;
+  so.authenticate = *authenticate;
   auto server = rpc::RpcServer::Create(so);
   if (!server.ok()) {
     std::fprintf(stderr, "sluice-mgmtd: cannot listen on %s:%u ([mgmtd] in %s): %s\n",

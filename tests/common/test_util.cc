@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,12 +149,28 @@ bool LocalCluster::Start(const Options& o, std::string* error) {
     return false;
   }
   config_ = dir() + "/cluster.toml";
+  if (!o.tenants.empty()) {
+    std::filesystem::create_directories(dir() + "/secrets");
+    std::vector<std::string> names = o.tenants;
+    names.push_back("_cluster");
+    for (const auto& t : names) {
+      std::ofstream s(SecretFile(t));
+      s << "secret-of-" << t << "-" << std::random_device{}() << std::random_device{}() << "\n";
+      s.close();
+      chmod(SecretFile(t).c_str(), 0600);
+    }
+  }
   {
     std::ofstream f(config_);
     f << "[cluster]\nname = \"" << o.name << "\"\nreplication = " << o.replication
       << "\nlease_ms = " << o.lease_ms << "\nheartbeat_ms = " << o.heartbeat_ms << "\ndata_root = \"" << dir()
       << "\"\n"
-      << o.extra_cluster_toml << "\n[mgmtd]\nport = " << FreePort() << "\n";
+      << o.extra_cluster_toml << "\n";
+    if (!o.tenants.empty()) f << "secret_file = \"" << SecretFile("_cluster") << "\"\n";
+    f << "[mgmtd]\nport = " << FreePort() << "\n";
+    for (const auto& t : o.tenants) {
+      f << "[[tenant]]\nname = \"" << t << "\"\nsecret_file = \"" << SecretFile(t) << "\"\n";
+    }
     for (int i = 1; i <= o.meta_servers; ++i) f << "[[meta]]\nid = " << i << "\nport = " << FreePort() << "\n";
     for (int i = 1; i <= o.data_servers; ++i) f << "[[data]]\nid = " << i << "\nport = " << FreePort() << "\n";
     if (!f) {
@@ -183,6 +200,10 @@ void LocalCluster::Stop() {
     pid_t pid = 0;
     if (p >> pid && pid > 0) kill(pid, SIGKILL);
   }
+}
+
+std::string LocalCluster::SecretFile(const std::string& tenant) const {
+  return dir() + "/secrets/" + tenant + ".secret";
 }
 
 CommandOutput LocalCluster::Cli(const std::string& args) const {

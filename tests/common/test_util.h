@@ -69,6 +69,9 @@ class LocalCluster {
     int lease_ms = 1500;
     int heartbeat_ms = 300;
     std::string extra_cluster_toml;  // more lines for the [cluster] table
+    // Tenants: each gets a secret file <dir>/secrets/<name>.secret (mode
+    // 0600), and the servers cluster.secret. Empty: an open cluster.
+    std::vector<std::string> tenants;
   };
   LocalCluster() = default;
   LocalCluster(const LocalCluster&) = delete;
@@ -81,6 +84,8 @@ class LocalCluster {
 
   const std::string& dir() const { return dir_.path(); }
   const std::string& config() const { return config_; }
+  // The secret file of a tenant of Options::tenants ("_cluster": the servers').
+  std::string SecretFile(const std::string& tenant) const;
   // `sluice <args> --config <this cluster>`.
   CommandOutput Cli(const std::string& args) const;
 
