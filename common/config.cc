@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -161,14 +162,27 @@ Result<std::vector<ChainConfig>> BuildChains(const ClusterConfig& cfg) {
                       std::to_string(cfg.replication) + " [[data]] servers, the file has " +
                       std::to_string(cfg.data.size()) + "; add servers or lower cluster.replication");
   }
+  // Replicas must not share a fate: distinct servers, and distinct hosts
+  // unless the whole cluster runs on this machine's loopback.
+  auto host_key = [&](uint32_t server) {
+    const DataServerConfig* d = cfg.FindData(server);
+    return IsLoopback(d->host) ? d->host + "#" + std::to_string(server) : d->host;
+  };
+  std::set<std::string> hosts;
+  for (auto& d : cfg.data) hosts.insert(host_key(d.id));
+  if (hosts.size() < cfg.replication) {
+    return Status(Code::kInvalid, cfg.path + ": replication " + std::to_string(cfg.replication) + " needs [[data]] servers on " +
+                                      std::to_string(cfg.replication) + " different hosts, the file has " +
+                                      std::to_string(hosts.size()) + "; add hosts or lower cluster.replication");
+  }
   std::vector<ChainConfig> chains;
   for (size_t i = 0; i < all.size(); i++) {
     ChainConfig c;
     c.id = static_cast<uint32_t>(i + 1);
-    std::set<uint32_t> servers;
+    std::set<std::string> used;
     for (size_t k = 0; k < all.size() && c.targets.size() < cfg.replication; k++) {
       const T& t = all[(i + k) % all.size()];
-      if (servers.insert(t.server).second) c.targets.push_back(t.id);
+      if (used.insert(host_key(t.server)).second) c.targets.push_back(t.id);
     }
     chains.push_back(c);
   }
@@ -321,6 +335,26 @@ Result<ClusterConfig> ParseClusterConfig(const std::string& text, const std::str
     }
   }
   if (cfg.meta.empty()) return Status(Code::kInvalid, path + ": no [[meta]] server; add at least one");
+  {
+    // A file for several hosts that leaves one server on loopback (often
+    // [mgmtd] host, whose default is 127.0.0.1) would split the cluster:
+    // every host would start its own copy of that server.
+    std::vector<std::pair<std::string, std::string>> where = {{cfg.mgmtd.host, "[mgmtd] host"}};
+    for (auto& m : cfg.meta) where.emplace_back(m.host, "[[meta]] id=" + std::to_string(m.id) + " host");
+    for (auto& d : cfg.data) where.emplace_back(d.host, "[[data]] id=" + std::to_string(d.id) + " host");
+    const std::pair<std::string, std::string>* local = nullptr;
+    const std::pair<std::string, std::string>* remote = nullptr;
+    for (auto& w : where) {
+      bool lo = IsLoopback(w.first) || w.first == "0.0.0.0";
+      if (lo && !local) local = &w;
+      if (!lo && !remote) remote = &w;
+    }
+    if (local && remote) {
+      return Status(Code::kInvalid, path + ": " + local->second + " is " + local->first + " but " + remote->second +
+                                        " is " + remote->first + "; a cluster on several hosts needs every server's " +
+                                        "real address (mgmtd's default is 127.0.0.1: set [mgmtd] host)");
+    }
+  }
   if (cfg.data.empty()) return Status(Code::kInvalid, path + ": no [[data]] server; add at least one");
 
   if (auto* ch = root.get("chain")) {
@@ -410,10 +444,24 @@ Status CheckPortFree(const std::string& host, uint16_t port, const std::string& 
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  if (inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
+      close(fd);
+      return Status(Code::kInvalid, config_path + ": " + what + ": host '" + host +
+                                        "' does not resolve to an IPv4 address here");
+    }
+    a.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+  }
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   int e = errno;
   close(fd);
+  if (rc != 0 && e == EADDRNOTAVAIL) {
+    return Status(Code::kInvalid, config_path + ": " + what + ": " + host + " is not an address of this host");
+  }
   if (rc != 0) {
     return Status(Code::kBusy, config_path + ": " + what + ": port " + std::to_string(port) + " on " +
                                    host + " is already in use (" + std::strerror(e) +

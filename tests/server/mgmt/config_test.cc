@@ -112,6 +112,71 @@ targets = [101, 201]
   ExpectError(unknown_target, {"target 999", "no [[data]] server"});
 }
 
+TEST(Config, LoopbackMixedWithRealAddressesIsRefused) {
+  // [mgmtd] host left at its default (127.0.0.1) in a file for several hosts.
+  ExpectError(R"([cluster]
+replication = 2
+[[meta]]
+id = 1
+host = "10.0.0.1"
+port = 7101
+[[data]]
+id = 1
+host = "10.0.0.2"
+port = 7201
+[[data]]
+id = 2
+host = "10.0.0.3"
+port = 7202
+)",
+              {"[mgmtd] host is 127.0.0.1", "[[meta]] id=1 host is 10.0.0.1", "set [mgmtd] host"});
+}
+
+TEST(Config, BuiltChainsPutReplicasOnDifferentHosts) {
+  std::string two_on_one = R"([cluster]
+replication = 2
+[mgmtd]
+host = "10.0.0.1"
+[[meta]]
+id = 1
+port = 7101
+[[data]]
+id = 1
+host = "10.0.0.2"
+port = 7201
+[[data]]
+id = 2
+host = "10.0.0.2"
+port = 7202
+[[data]]
+id = 3
+host = "10.0.0.3"
+port = 7203
+)";
+  auto cfg = ParseClusterConfig(two_on_one, "hosts.toml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  ASSERT_FALSE(cfg->chains.empty());
+  for (const auto& c : cfg->chains) {
+    ASSERT_EQ(c.targets.size(), 2u);
+    EXPECT_NE(cfg->DataOfTarget(c.targets[0])->host, cfg->DataOfTarget(c.targets[1])->host)
+        << "chain " << c.id << " has both replicas on one host";
+  }
+  std::string three = two_on_one;
+  three.replace(three.find("replication = 2"), 15, "replication = 3");
+  ExpectError(three, {"replication 3 needs [[data]] servers on 3 different hosts", "has 2"});
+}
+
+TEST(Config, HostNamesAreResolvedWhenCheckingThisHost) {
+  EXPECT_TRUE(CheckPortFree("localhost", 0, "c.toml", "x").ok());
+  Status unknown = CheckPortFree("no-such-host.invalid", 0, "c.toml", "[[data]] id=1 host");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.message().find("does not resolve"), std::string::npos) << unknown.message();
+  // TEST-NET-3 (RFC 5737) is never an address of this host.
+  Status elsewhere = CheckPortFree("203.0.113.7", 0, "c.toml", "[[data]] id=1 host");
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_NE(elsewhere.message().find("not an address of this host"), std::string::npos) << elsewhere.message();
+}
+
 TEST(Config, TooFewServersForReplication) {
   ExpectError(R"([cluster]
 replication = 3
