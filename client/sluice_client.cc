@@ -989,8 +989,17 @@ Result<size_t> File::Pread(void* buf, size_t n, uint64_t offset) {
   return ReadAhead(buf, n, offset);
 }
 
-// mu_ held.
-Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
+Result<size_t> File::PreadSpans(void* buf, size_t n, uint64_t offset, Spans* spans) {
+  spans->pieces.clear();
+  spans->hold.clear();
+  std::lock_guard<std::mutex> l(mu_);
+  auto r = ReadAhead(buf, n, offset, spans);
+  if (r.ok() && spans->pieces.empty() && *r > 0) spans->pieces.emplace_back(static_cast<const char*>(buf), *r);
+  return r;
+}
+
+// mu_ held. With `spans`, window bytes are referenced there, not copied.
+Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset, Spans* spans) {
   if (closed_) return Status(Code::kInvalid, "read on a closed file");
   if ((flags_ & O_ACCMODE) == O_WRONLY) return Status(Code::kPermission, "read on a file opened write-only");
   if (attr_.type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "read of a directory");
@@ -1058,7 +1067,12 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset) {
     }
     if (at >= w.off + w.got) break;  // the window came back short: end of the data
     size_t take = static_cast<size_t>(std::min<uint64_t>(n - done, w.off + w.got - at));
-    std::memcpy(static_cast<char*>(buf) + done, w.buf.data() + (at - w.off), take);
+    if (spans) {
+      spans->pieces.emplace_back(w.buf.data() + (at - w.off), take);
+      spans->hold.push_back(cur_);
+    } else {
+      std::memcpy(static_cast<char*>(buf) + done, w.buf.data() + (at - w.off), take);
+    }
     done += take;
   }
   client_->stats_.read_ahead_hits++;

@@ -148,6 +148,15 @@ class File {
   // only at end of file; holes read as zeros.
   Result<size_t> Pread(void* buf, size_t n, uint64_t offset);
   Result<size_t> Pwrite(const void* buf, size_t n, uint64_t offset);
+  // Pread without the last copy: bytes already in read-ahead memory are not
+  // copied into `buf`; `spans` gets pieces pointing at them (or into `buf`),
+  // in file order, valid until `spans` is cleared or destroyed. For callers
+  // that hand the bytes on (the FUSE mount replies with them as an iovec).
+  struct Spans {
+    std::vector<std::pair<const char*, size_t>> pieces;
+    std::vector<std::shared_ptr<const void>> hold;  // keeps the memory alive
+  };
+  Result<size_t> PreadSpans(void* buf, size_t n, uint64_t offset, Spans* spans);
   // New file offset (like lseek with SEEK_SET/SEEK_CUR/SEEK_END).
   Result<uint64_t> Seek(int64_t offset, int whence);
   // Makes every write so far durable on all replicas and reports the length.
@@ -166,7 +175,7 @@ class File {
   friend class Client;
   File(Client* c, InodeAttr attr, int flags, std::shared_ptr<InodeState> st);
   Status FlushBuffer(bool wait);
-  Result<size_t> ReadAhead(void* buf, size_t n, uint64_t offset);
+  Result<size_t> ReadAhead(void* buf, size_t n, uint64_t offset, Spans* spans = nullptr);
 
   Client* client_;
   InodeAttr attr_;

@@ -221,6 +221,37 @@ TEST_F(ClientTest, UnlinkRemovesChunksFromEveryReplica) {
   EXPECT_EQ(c_->Stat("/doomed").status().code(), Code::kNotFound);
 }
 
+// PreadSpans: sequential reads are answered from read-ahead memory without a
+// copy into the caller's buffer; the pieces hold exactly the file's bytes.
+TEST_F(ClientTest, PreadSpansReferencesReadAheadMemory) {
+  auto data = Random(3 * (8 << 20) + 4321, 9);
+  auto w = c_->Open("/spans", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write(data.data(), data.size()).ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  auto r = c_->Open("/spans", O_RDONLY);
+  ASSERT_TRUE(r.ok());
+  std::vector<char> buf(1 << 20), back;
+  File::Spans spans;
+  size_t uncopied = 0;
+  for (uint64_t off = 0;;) {
+    auto n = (*r)->PreadSpans(buf.data(), buf.size(), off, &spans);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    size_t sum = 0;
+    for (auto& [p, len] : spans.pieces) {
+      back.insert(back.end(), p, p + len);
+      sum += len;
+      if (p < buf.data() || p >= buf.data() + buf.size()) uncopied += len;
+    }
+    ASSERT_EQ(sum, *n);
+    off += *n;
+  }
+  ASSERT_EQ(back.size(), data.size());
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), back.begin()));
+  EXPECT_GT(uncopied, data.size() / 2) << "sequential reads should come from read-ahead memory";
+}
+
 // Path calls remember directories on the way: a second call under the same
 // directory walks no further than its parent; this client's own rename and
 // rmdir forget at once; another client's changes are seen after dir_cache_ms.
