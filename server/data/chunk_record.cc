@@ -10,6 +10,8 @@ namespace {
 constexpr uint8_t kRecordFormat = 1;
 constexpr uint8_t kHasCommitted = 1;
 constexpr uint8_t kHasPending = 2;
+constexpr uint8_t kHasUnconfirmed = 4;
+constexpr uint8_t kUnconfirmedCommits = 8;  // only with kHasUnconfirmed
 
 void PutFixed(std::string* out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -110,13 +112,17 @@ Result<ChunkId> DecodeChunkKey(std::string_view key) {
 std::string EncodeChunkRecord(const ChunkRecord& record) {
   std::string out;
   size_t blocks = (record.committed ? record.committed->block_crcs.size() : 0) +
-                  (record.pending ? record.pending->block_crcs.size() : 0);
-  out.reserve(2 + 2 * 40 + 4 * blocks);
+                  (record.pending ? record.pending->block_crcs.size() : 0) +
+                  (record.unconfirmed ? record.unconfirmed->block_crcs.size() : 0);
+  out.reserve(2 + 3 * 40 + 4 * blocks);
   out.push_back(static_cast<char>(kRecordFormat));
-  out.push_back(static_cast<char>((record.committed ? kHasCommitted : 0) |
-                                  (record.pending ? kHasPending : 0)));
+  out.push_back(static_cast<char>(
+      (record.committed ? kHasCommitted : 0) | (record.pending ? kHasPending : 0) |
+      (record.unconfirmed ? kHasUnconfirmed : 0) |
+      (record.unconfirmed && record.unconfirmed_commits ? kUnconfirmedCommits : 0)));
   if (record.committed) EncodeVersion(&out, *record.committed);
   if (record.pending) EncodeVersion(&out, *record.pending);
+  if (record.unconfirmed) EncodeVersion(&out, *record.unconfirmed);
   return out;
 }
 
@@ -148,7 +154,8 @@ Result<ChunkRecordView> DecodeChunkRecordView(std::string_view data, const Chunk
                                       std::to_string(format) + " (this build reads format " +
                                       std::to_string(kRecordFormat) + ")");
   }
-  if (flags & ~static_cast<uint64_t>(kHasCommitted | kHasPending)) {
+  if ((flags & ~static_cast<uint64_t>(kHasCommitted | kHasPending | kHasUnconfirmed | kUnconfirmedCommits)) ||
+      ((flags & kUnconfirmedCommits) && !(flags & kHasUnconfirmed))) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": unknown flags");
   }
   ChunkRecordView rec;
@@ -160,10 +167,15 @@ Result<ChunkRecordView> DecodeChunkRecordView(std::string_view data, const Chunk
     rec.has_pending = true;
     SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &rec.pending, id));
   }
+  if (flags & kHasUnconfirmed) {
+    rec.has_unconfirmed = true;
+    rec.unconfirmed_commits = (flags & kUnconfirmedCommits) != 0;
+    SLUICE_RETURN_IF_ERROR(DecodeVersion(&r, &rec.unconfirmed, id));
+  }
   if (r.left() != 0) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": trailing bytes");
   }
-  if (!rec.has_committed && !rec.has_pending) {
+  if (!rec.has_committed && !rec.has_pending && !rec.has_unconfirmed) {
     return Status(Code::kCorrupt, "record of " + id.ToString() + ": holds no version");
   }
   return rec;
@@ -174,6 +186,10 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) 
   ChunkRecord rec;
   if (view.has_committed) rec.committed = view.committed.ToVersion();
   if (view.has_pending) rec.pending = view.pending.ToVersion();
+  if (view.has_unconfirmed) {
+    rec.unconfirmed = view.unconfirmed.ToVersion();
+    rec.unconfirmed_commits = view.unconfirmed_commits;
+  }
   return rec;
 }
 

@@ -59,6 +59,15 @@ struct ChunkVersion {
 struct ChunkRecord {
   std::optional<ChunkVersion> committed;
   std::optional<ChunkVersion> pending;  // version == committed version + 1 when present
+  // Transient: the record an update writes (synced) while the new version's
+  // bytes are being made durable, so that the two syncs run at once. The new
+  // version is not visible yet; `unconfirmed_commits` says whether it will
+  // replace the committed version (else it becomes the pending one). The
+  // update rewrites the record without it as soon as both syncs are done. A
+  // store opening after a crash applies it if its bytes check out on disk,
+  // and drops it otherwise (ChunkStore::Open).
+  std::optional<ChunkVersion> unconfirmed;
+  bool unconfirmed_commits = false;
 
   bool operator==(const ChunkRecord&) const = default;
 };
@@ -78,8 +87,11 @@ struct ChunkVersionView {
 struct ChunkRecordView {
   bool has_committed = false;
   bool has_pending = false;
+  bool has_unconfirmed = false;  // readers ignore it (see ChunkRecord)
+  bool unconfirmed_commits = false;
   ChunkVersionView committed;
   ChunkVersionView pending;
+  ChunkVersionView unconfirmed;
 };
 
 // RocksDB key of a chunk: 'c' + big-endian inode + big-endian index, so the

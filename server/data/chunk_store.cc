@@ -242,10 +242,37 @@ Status ChunkStore::OpenFiles() {
 }
 
 Status ChunkStore::RebuildAllocators() {
+  // Updates a crash interrupted between their synced tentative record and the
+  // visible one (ChunkRecord::unconfirmed): applied if the new version's bytes
+  // are on disk, else dropped (the old version never stopped being there).
+  rocksdb::WriteBatch fixes;
+  uint64_t applied = 0, dropped = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("c"); it->Valid() && it->key().starts_with("c"); it->Next()) {
     SLUICE_ASSIGN_OR_RETURN(ChunkId id, DecodeChunkKey(it->key().ToStringView()));
     SLUICE_ASSIGN_OR_RETURN(ChunkRecord rec, DecodeChunkRecord(it->value().ToStringView(), id));
+    if (rec.unconfirmed) {
+      SLUICE_ASSIGN_OR_RETURN(bool on_disk, ConfirmOnDisk(id, *rec.unconfirmed));
+      ChunkVersion nv = std::move(*rec.unconfirmed);
+      rec.unconfirmed.reset();
+      if (on_disk) {
+        if (rec.unconfirmed_commits) {
+          rec.committed = std::move(nv);
+          rec.pending.reset();
+        } else {
+          rec.pending = std::move(nv);
+        }
+        applied++;
+      } else {
+        dropped++;
+      }
+      rec.unconfirmed_commits = false;
+      if (rec.committed || rec.pending) {
+        fixes.Put(it->key(), EncodeChunkRecord(rec));
+      } else {
+        fixes.Delete(it->key());
+      }
+    }
     for (const auto* v : {rec.committed ? &*rec.committed : nullptr,
                           rec.pending ? &*rec.pending : nullptr}) {
       if (!v || v->size_class == kNoSlot) continue;
@@ -256,6 +283,18 @@ Status ChunkStore::RebuildAllocators() {
   if (!it->status().ok()) {
     return Status(Code::kIo, "target " + std::to_string(options_.target_id) +
                                  ": scan chunk records: " + it->status().ToString());
+  }
+  if (fixes.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    rocksdb::Status rs = db_->Write(wo, &fixes);
+    if (!rs.ok()) {
+      return Status(Code::kIo, "target " + std::to_string(options_.target_id) +
+                                   ": write records of interrupted updates: " + rs.ToString());
+    }
+    LOG_INFO("target " + std::to_string(options_.target_id) + ": " + std::to_string(applied + dropped) +
+             " update(s) interrupted by a crash: " + std::to_string(applied) + " found complete on disk and applied, " +
+             std::to_string(dropped) + " dropped (their old versions stay)");
   }
   return Status::Ok();
 }
@@ -333,14 +372,14 @@ void ChunkStore::CommitRecords(CommitTicket& ticket) {
   group.swap(commit_queue_);  // holds `ticket`
   for (CommitTicket* t : group) t->taken = true;
   l.unlock();
-  // Two stages, pipelined: the next group's fdatasyncs run while this group's
-  // records are written (RocksDB groups concurrent synced writes itself).
-  SyncDataFiles(group);
+  bool wrote_tentative = false;
+  SyncGroup(group, &wrote_tentative);
   l.lock();
   syncing_ = false;
   if (!commit_queue_.empty()) commit_queue_.front()->cv.notify_one();  // the next leader
   l.unlock();
-  WriteRecords(group);
+  // The next group's syncs start while this one's records become visible.
+  PublishGroup(group, wrote_tentative);
   l.lock();
   // Notified under the lock: a waiter returns (destroying its ticket) only
   // after it has reacquired commit_mu_.
@@ -350,68 +389,127 @@ void ChunkStore::CommitRecords(CommitTicket& ticket) {
   }
 }
 
-void ChunkStore::SyncDataFiles(std::span<CommitTicket* const> group) {
-  if (!options_.sync_writes) return;
-  // Every data write of the group completed before its ticket was queued, so
-  // one fdatasync per data file issued now covers all of them.
+void ChunkStore::SyncGroup(std::span<CommitTicket* const> group, bool* wrote_tentative) {
+  // Records to write now: the tentative one of an update with a new slot
+  // (with sync_writes), else the final one.
+  rocksdb::WriteBatch batch;
   std::vector<bool> touched(files_.size(), false);
   for (CommitTicket* t : group) {
-    for (const CommitTicket::Entry& e : t->entries) {
+    for (CommitTicket::Entry& e : t->entries) {
+      if (!e.status.ok()) continue;
       if (e.size_class != kNoSlot) touched[e.size_class] = true;
+      if (!e.tentative.empty()) {
+        batch.Put(e.key, e.tentative);
+      } else if (e.remove) {
+        batch.Delete(e.key);
+      } else {
+        batch.Put(e.key, e.value);
+      }
     }
   }
   std::vector<IoOp> syncs;
-  for (size_t c = 0; c < touched.size(); c++) {
-    if (!touched[c]) continue;
-    IoOp op;
-    op.kind = IoOp::kFdatasync;
-    op.file = static_cast<int>(c);
-    syncs.push_back(op);
+  if (options_.sync_writes) {
+    for (size_t c = 0; c < touched.size(); c++) {
+      if (!touched[c]) continue;
+      IoOp op;
+      op.kind = IoOp::kFdatasync;
+      op.file = static_cast<int>(c);
+      syncs.push_back(op);
+    }
   }
-  if (syncs.empty()) return;
-  {
+  rocksdb::Status rs;
+  auto write = [&] {
+    if (batch.Count() == 0) return;
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    rs = db_->Write(wo, &batch);
+    stats_.commit_groups++;
+    stats_.committed_records += batch.Count();
+  };
+  if (syncs.empty()) {
+    write();
+  } else {
+    // Every data write of the group completed before its ticket was queued,
+    // so one fdatasync per data file issued now covers all of them. The
+    // records go to RocksDB (and its WAL is synced) meanwhile.
     RingLease ring(this);
-    ring->Run(syncs);
+    ring->Run(syncs, write);
+    stats_.data_syncs += syncs.size();
   }
-  stats_.data_syncs += syncs.size();
+  *wrote_tentative = rs.ok();
   for (const IoOp& op : syncs) {
     if (op.result >= 0) continue;
     Status st = IoError(op.result, "fdatasync " + files_[op.file]->path);
     for (CommitTicket* t : group) {
       for (CommitTicket::Entry& e : t->entries) {
-        if (e.size_class == op.file) e.status = st;
+        if (e.status.ok() && e.size_class == op.file) e.status = st;
+      }
+    }
+  }
+  if (!rs.ok()) {
+    Status st(Code::kIo, "write record: " + rs.ToString());
+    for (CommitTicket* t : group) {
+      for (CommitTicket::Entry& e : t->entries) {
+        if (e.status.ok()) e.status = st;
       }
     }
   }
 }
 
-void ChunkStore::WriteRecords(std::span<CommitTicket* const> group) {
+void ChunkStore::PublishGroup(std::span<CommitTicket* const> group, bool wrote_tentative) {
+  if (!wrote_tentative) return;
+  // Durable now (data and the record that names it): make the new versions
+  // the visible ones; a failed update gets its record back as it was. Not
+  // synced: after a crash Open finds the tentative record and confirms it.
   rocksdb::WriteBatch batch;
-  size_t entries = 0;
   for (CommitTicket* t : group) {
-    for (const CommitTicket::Entry& e : t->entries) {
-      if (!e.status.ok()) continue;
-      if (e.remove) {
+    for (CommitTicket::Entry& e : t->entries) {
+      if (e.tentative.empty()) continue;
+      if (e.status.ok()) {
+        batch.Put(e.key, e.value);
+      } else if (e.previous.empty()) {
         batch.Delete(e.key);
       } else {
-        batch.Put(e.key, e.value);
+        batch.Put(e.key, e.previous);
       }
-      entries++;
     }
   }
-  if (entries == 0) return;
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync_writes;
-  rocksdb::Status rs = db_->Write(wo, &batch);
-  stats_.commit_groups++;
-  stats_.committed_records += entries;
+  if (batch.Count() == 0) return;
+  rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
   if (rs.ok()) return;
+  // The tentative records stay; Open resolves them (the store is failing).
   Status st(Code::kIo, "write record: " + rs.ToString());
   for (CommitTicket* t : group) {
     for (CommitTicket::Entry& e : t->entries) {
-      if (e.status.ok()) e.status = st;
+      if (!e.tentative.empty() && e.status.ok()) e.status = st;
     }
   }
+}
+
+Result<bool> ChunkStore::ConfirmOnDisk(const ChunkId& id, const ChunkVersion& v) {
+  if (v.size_class == kNoSlot) return true;
+  const DataFile& f = *files_[v.size_class];
+  if (v.slot >= f.alloc.slot_count()) return false;  // beyond the file: never written
+  const size_t len = RoundUpToBlock(v.length);
+  void* mem = nullptr;
+  if (posix_memalign(&mem, kBlockSize, len) != 0) return Status(Code::kNoSpace, "confirm: no memory");
+  std::unique_ptr<uint8_t, decltype(&free)> buf(static_cast<uint8_t*>(mem), &free);
+  size_t done = 0;
+  const uint64_t off = v.slot * uint64_t{f.class_bytes};
+  while (done < len) {
+    ssize_t n = pread(f.fd, buf.get() + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, Where(id) + ": read " + f.path + " to confirm v" +
+                                                   std::to_string(v.version));
+    if (n == 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  for (uint32_t b = 0; b < v.block_crcs.size(); b++) {
+    uint64_t bs = uint64_t{b} * kBlockSize;
+    uint64_t blen = std::min<uint64_t>(bs + kBlockSize, v.length) - bs;
+    if (BlockCrc(buf.get() + bs, blen) != v.block_crcs[b]) return false;
+  }
+  return CombineBlockCrcs(v.block_crcs, v.length) == v.crc;
 }
 
 Result<uint64_t> ChunkStore::AllocateSlot(uint8_t size_class) {
@@ -767,6 +865,14 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
         continue;
       }
       x.rec = std::move(rec.value());
+      if (x.rec.unconfirmed) {
+        // Left by an update whose final record write failed: the store is
+        // failing; reopening it resolves the record.
+        fail(i, Status(Code::kIo, Where(u.chunk) + ": an earlier update of v" +
+                                      std::to_string(x.rec.unconfirmed->version) +
+                                      " is unresolved (a record write failed); reopen the target"));
+        continue;
+      }
     } else if (!ss[i].IsNotFound()) {
       fail(i, Status(Code::kIo, Where(u.chunk) + ": read record: " + ss[i].ToString()));
       continue;
@@ -993,9 +1099,8 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
   }
 
   // 7. Make the new slots durable and switch the records, in a group commit
-  // with concurrent updates (CommitRecords): one fdatasync per data file and
-  // one (synced) RocksDB write for the whole group. This caller's records go
-  // into the group's WriteBatch together, so they switch atomically.
+  // with concurrent updates (CommitRecords). This caller's records go into
+  // the group's WriteBatches together, so they switch atomically.
   CommitTicket ticket;
   std::vector<size_t> entry_of(n, SIZE_MAX);
   std::vector<std::vector<std::pair<uint8_t, uint64_t>>> to_free(n);
@@ -1032,6 +1137,13 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     e.key = keys[i];
     e.value = EncodeChunkRecord(new_recs[i]);
     e.size_class = x.nv.size_class;
+    if (options_.sync_writes && x.nv.size_class != kNoSlot) {
+      ChunkRecord tentative = x.rec;
+      tentative.unconfirmed = x.nv;
+      tentative.unconfirmed_commits = u.commit;
+      e.tentative = EncodeChunkRecord(tentative);
+      if (x.rec.committed || x.rec.pending) e.previous = EncodeChunkRecord(x.rec);
+    }
     ticket.entries.push_back(std::move(e));
   }
   if (!ticket.entries.empty()) CommitRecords(ticket);

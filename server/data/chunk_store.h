@@ -266,6 +266,12 @@ class ChunkStore {
       std::string value;     // encoded record (unused when remove)
       uint8_t size_class = kNoSlot;  // the new slot's data file, if any
       bool remove = false;
+      // With sync_writes and a new slot: the record with the new version
+      // unconfirmed (ChunkRecord::unconfirmed), written while the slot is
+      // synced, and the record as it was (empty: none), put back if the
+      // update fails after that.
+      std::string tentative;
+      std::string previous;
       Status status;         // out
     };
     std::vector<Entry> entries;
@@ -285,15 +291,21 @@ class ChunkStore {
   Result<ChunkRecord> GetRecord(const ChunkId& chunk, bool* found);
   Status PutRecord(const ChunkId& chunk, const ChunkRecord* record);  // null deletes
   // Group commit. Makes durable (with sync_writes) the data files of the
-  // ticket's new slots, whose writes have completed, then writes its records.
-  // Concurrent callers queue; one of them (the leader) takes the whole queue,
-  // runs one fdatasync per data file touched, then one RocksDB WriteBatch
-  // (synced) for all their records, and wakes the others. A group's record
-  // write overlaps the next group's fdatasyncs. Each entry gets its own
-  // status (a failed fdatasync fails only the entries of that file).
+  // ticket's new slots, whose writes have completed, and its records.
+  // Concurrent callers queue; one of them (the leader) takes the whole queue
+  // and, for all of them at once, runs one fdatasync per data file touched
+  // and, at the same time, one synced RocksDB WriteBatch holding each new
+  // version as unconfirmed (the old one stays visible; a crash before the
+  // data is durable leaves a record that Open checks against the disk); then
+  // one unsynced WriteBatch that makes the new versions the visible ones
+  // (durable by then, whatever happens to that write). Each entry gets its
+  // own status (a failed fdatasync fails only the entries of that file).
   void CommitRecords(CommitTicket& ticket);
-  void SyncDataFiles(std::span<CommitTicket* const> group);
-  void WriteRecords(std::span<CommitTicket* const> group);
+  // Stage 1 (one group at a time): the syncs. Stage 2: the visible records.
+  void SyncGroup(std::span<CommitTicket* const> group, bool* wrote_tentative);
+  void PublishGroup(std::span<CommitTicket* const> group, bool wrote_tentative);
+  // Open: applies or drops the unconfirmed version of `rec` (ChunkRecord).
+  Result<bool> ConfirmOnDisk(const ChunkId& id, const ChunkVersion& v);
   std::mutex& ChunkLock(const ChunkId& chunk);
   // "target 3 chunk 42:7", the prefix of every message about a chunk.
   std::string Where(const ChunkId& chunk) const;
@@ -318,7 +330,7 @@ class ChunkStore {
 
   std::mutex commit_mu_;
   std::vector<CommitTicket*> commit_queue_;
-  bool syncing_ = false;  // a group's leader is in SyncDataFiles
+  bool syncing_ = false;  // a group's leader is in SyncGroup
 
   static constexpr size_t kLockStripes = 256;
   std::unique_ptr<std::mutex[]> chunk_locks_;

@@ -66,11 +66,13 @@ void IoRing::Prep(IoOp& op, uint32_t done, uint64_t user_data) {
   io_uring_sqe_set_data64(sqe, user_data);
 }
 
-void IoRing::Run(std::span<IoOp> ops) {
+void IoRing::Run(std::span<IoOp> ops, const std::function<void()>& meanwhile) {
   done_.assign(ops.size(), 0);
   std::vector<size_t> retry;  // ops to (re)submit before new ones
   size_t next = 0, finished = 0, inflight = 0;
   int hard_failures = 0;
+  bool meanwhile_done = !meanwhile;
+  if (ops.empty() && meanwhile) meanwhile();
   while (finished < ops.size()) {
     // Queue as much as the ring holds: retries first, then new ops.
     while (io_uring_sq_space_left(&ring_) > 0 && inflight < depth_ &&
@@ -84,6 +86,11 @@ void IoRing::Run(std::span<IoOp> ops) {
       }
       Prep(ops[i], done_[i], i);
       inflight++;
+    }
+    if (!meanwhile_done) {
+      meanwhile_done = true;
+      io_uring_submit(&ring_);  // an error resurfaces in submit_and_wait below
+      meanwhile();
     }
     int rc = io_uring_submit_and_wait(&ring_, 1);  // blocks until >= 1 completion
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {

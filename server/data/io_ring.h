@@ -10,6 +10,7 @@
 #include <liburing.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -42,8 +43,9 @@ class IoRing {
   IoRing& operator=(const IoRing&) = delete;
 
   // Runs every op to completion; sets each op's result. Never fails as a
-  // whole: errors are per op.
-  void Run(std::span<IoOp> ops);
+  // whole: errors are per op. `meanwhile`, if given, runs once the first ops
+  // are submitted, before waiting for them (work to overlap with the IO).
+  void Run(std::span<IoOp> ops, const std::function<void()>& meanwhile = nullptr);
   bool fixed_buffers() const { return fixed_buffers_; }
 
  private:
