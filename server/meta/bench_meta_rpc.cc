@@ -5,10 +5,12 @@
 //
 //   bench_meta_rpc [--threads T] [--files F] [--shards 1,2,4] [--dir /path/on/ext4]
 //                  [--provider tcp] [--bin DIR] [--repeat R] [--workers W]
+//                  [--stat-rounds K] [--depth D] [--phases create,stat,...] [--cpu]
 //
-// With --repeat R every configuration runs R times (a fresh cluster each
-// time) and each column keeps its best: the machine is shared, and the best
-// of R is the least disturbed measurement.
+// Each run measures ext4 and then every shard count, one after the other,
+// and prints their ratios; with --repeat R (default 3) the summary gives
+// the median over the R runs of each ratio (the machine is shared and noisy:
+// a ratio taken within one run compares like with like).
 //
 // Each configuration starts its own sluice-mgmtd and shards (from --bin,
 // default: this program's directory) in a fresh directory under --dir, and
@@ -16,11 +18,19 @@
 // handler threads (sluice-meta --workers, default 16). T client threads share one
 // MetaClient, as the threads of a training job share libsluice.
 //
-// ops: create (exclusive; ext4: open O_CREAT|O_EXCL + close), stat (lookup
-// of a name in its directory; ext4: stat(2) of the path), readdir (entries
-// per second; every thread lists its directory, the shared one in the
-// shared case), unlink. Sluice syncs its WAL before acknowledging a change
-// (group commit); ext4 does not fsync. The ratio is Sluice / ext4.
+// ops: create (exclusive; ext4: open O_CREAT|O_EXCL + close); stat (lookup
+// of a name in its directory, one call at a time per thread, every file K
+// times; ext4: stat(2) of the path); stat-pipe (the same lookups with D in
+// flight per thread: MetaClient::LookupMany, one RPC per lookup, no cache;
+// compared with the same ext4 stat); stat-batch (the same, the lookups of
+// one shard sent 32 to an RPC); readdir (entries per second;
+// every thread lists its directory, the shared one in the shared case);
+// unlink. Sluice syncs its WAL before acknowledging a change (group
+// commit); ext4 does not fsync. The ratio is Sluice / ext4.
+//
+// --cpu adds, per phase, the CPU time the client process and the shard
+// processes spent per operation (from /proc; 10 ms ticks, so short phases
+// are coarse) and the wall time per operation per thread.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,6 +47,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -52,8 +63,17 @@
 namespace sluice::meta {
 namespace {
 
-struct Rates {
-  double create = 0, stat = 0, readdir = 0, unlink = 0;
+// The phases, in the order they run.
+enum Phase { kCreate, kStat, kStatPipe, kStatBatch, kReaddir, kUnlink, kPhases };
+const char* const kPhaseNames[kPhases] = {"create",     "stat",    "stat-pipe",
+                                          "stat-batch", "readdir", "unlink"};
+
+struct Result1 {
+  double rate[kPhases] = {};       // ops (readdir: entries) per second
+  double client_us[kPhases] = {};  // client process CPU per op
+  double server_us[kPhases] = {};  // shard processes' CPU per op (summed)
+  double wall_us[kPhases] = {};    // wall time per op per thread
+  double per_rpc[kPhases] = {};    // lookups per lookup RPC (stat phases)
 };
 
 [[noreturn]] void Die(const std::string& what) {
@@ -92,6 +112,45 @@ double RunThreads(int threads, const std::function<void(int)>& fn) {
 }
 
 std::string FileName(int t, int i) { return "file." + std::to_string(t) + "." + std::to_string(i); }
+
+// CPU seconds (user + system) a process has used so far.
+double CpuSeconds(pid_t pid) {
+  std::ifstream f(pid == 0 ? std::string("/proc/self/stat") : "/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t p = all.rfind(')');
+  if (p == std::string::npos) return 0;
+  std::istringstream in(all.substr(p + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  // Fields after the command: state(3) ... utime(14) stime(15).
+  for (int i = 3; i <= 15 && (in >> field); ++i) {
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Times one phase of `ops` operations on `threads` threads and the CPU the
+// client and the servers spent on it.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(std::vector<pid_t> servers) : servers_(std::move(servers)) {}
+  void Run(Result1* r, Phase ph, double ops, int threads, const std::function<void(int)>& fn) {
+    const double c0 = CpuSeconds(0);
+    double s0 = 0;
+    for (pid_t p : servers_) s0 += CpuSeconds(p);
+    const double secs = RunThreads(threads, fn);
+    double s1 = 0;
+    for (pid_t p : servers_) s1 += CpuSeconds(p);
+    r->rate[ph] = ops / secs;
+    r->client_us[ph] = (CpuSeconds(0) - c0) * 1e6 / ops;
+    r->server_us[ph] = (s1 - s0) * 1e6 / ops;
+    r->wall_us[ph] = secs * 1e6 * threads / ops;
+  }
+
+ private:
+  std::vector<pid_t> servers_;
+};
 
 uint16_t FreePort() {
   // Bind port 0 and keep what the kernel chose (released right away).
@@ -161,6 +220,8 @@ class LocalCluster {
     }
     std::filesystem::remove_all(dir_);
   }
+  // The shard processes (not mgmtd), for CPU accounting.
+  std::vector<pid_t> shard_pids() const { return {pids_.begin() + 1, pids_.end()}; }
   MetaClientOptions ClientOptions(const std::string& provider) const {
     MetaClientOptions o;
     o.provider = provider;
@@ -195,7 +256,14 @@ class LocalCluster {
   std::vector<pid_t> pids_;
 };
 
-Rates BenchSluice(MetaClient& c, const std::string& tag, bool shared, int threads, int files) {
+struct Params {
+  int threads = 8, files = 500, stat_rounds = 3, depth = 32;
+  bool run[kPhases] = {true, true, true, true, true, true};  // --phases (create always runs)
+};
+
+Result1 BenchSluice(MetaClient& c, const std::vector<pid_t>& servers, const std::string& tag,
+                    bool shared, const Params& pr) {
+  const int threads = pr.threads, files = pr.files;
   const Caller root = MakeCaller(0, 0);
   std::vector<uint64_t> dirs(threads);
   if (shared) {
@@ -209,7 +277,8 @@ Rates BenchSluice(MetaClient& c, const std::string& tag, bool shared, int thread
       dirs[t] = d->ino();
     }
   }
-  Rates r;
+  Result1 r;
+  PhaseTimer timer(servers);
   const double n = static_cast<double>(threads) * files;
   std::atomic<int> errors{0};
   std::string first_error;
@@ -220,20 +289,50 @@ Rates BenchSluice(MetaClient& c, const std::string& tag, bool shared, int thread
       first_error = st.ToString();
     }
   };
-  r.create = n / RunThreads(threads, [&](int t) {
+  timer.Run(&r, kCreate, n, threads, [&](int t) {
     for (int i = 0; i < files; ++i) {
       auto x = c.Create(root, dirs[t], FileName(t, i), 0644, true);
       if (!x.ok()) fail(x.status());
     }
   });
-  r.stat = n / RunThreads(threads, [&](int t) {
-    for (int i = 0; i < files; ++i) {
-      auto x = c.Lookup(root, dirs[t], FileName(t, i));
-      if (!x.ok()) fail(x.status());
-    }
+  auto counted = [&](Phase ph, const std::function<void()>& run) {
+    uint64_t l0, r0, l1, r1;
+    c.LookupCounts(&l0, &r0);
+    run();
+    c.LookupCounts(&l1, &r1);
+    r.per_rpc[ph] = r1 > r0 ? static_cast<double>(l1 - l0) / static_cast<double>(r1 - r0) : 0;
+  };
+  if (pr.run[kStat]) counted(kStat, [&] {
+    timer.Run(&r, kStat, n * pr.stat_rounds, threads, [&](int t) {
+      for (int k = 0; k < pr.stat_rounds; ++k) {
+        for (int i = 0; i < files; ++i) {
+          auto x = c.Lookup(root, dirs[t], FileName(t, i));
+          if (!x.ok()) fail(x.status());
+        }
+      }
+    });
   });
+  // D lookups in flight per thread: one RPC each, then batched per shard.
+  for (Phase ph : {kStatPipe, kStatBatch}) {
+    if (!pr.run[ph]) continue;
+    const size_t max_batch = ph == kStatPipe ? 1 : kMaxLookupBatch;
+    counted(ph, [&] { timer.Run(&r, ph, n * pr.stat_rounds, threads, [&](int t) {
+      std::vector<LookupItem> batch;
+      for (int k = 0; k < pr.stat_rounds; ++k) {
+        for (int i = 0; i < files; i += pr.depth) {
+          batch.clear();
+          for (int j = i; j < std::min(files, i + pr.depth); ++j) batch.push_back({dirs[t], FileName(t, j)});
+          for (auto& x : c.LookupMany(root, batch, max_batch)) {
+            if (!x.ok()) fail(x.status());
+          }
+        }
+      }
+    }); });
+  }
   std::atomic<uint64_t> listed{0};
-  double secs = RunThreads(threads, [&](int t) {
+  const uint64_t expect_listed = shared ? static_cast<uint64_t>(threads) * threads * files
+                                        : static_cast<uint64_t>(threads) * files;
+  if (pr.run[kReaddir]) timer.Run(&r, kReaddir, static_cast<double>(expect_listed), threads, [&](int t) {
     std::string cookie;
     for (;;) {
       auto p = c.ReadDir(root, dirs[t], cookie, kMaxWireDirEntries);
@@ -246,14 +345,11 @@ Rates BenchSluice(MetaClient& c, const std::string& tag, bool shared, int thread
       cookie = p->cookie;
     }
   });
-  const uint64_t expect_listed = shared ? static_cast<uint64_t>(threads) * threads * files
-                                        : static_cast<uint64_t>(threads) * files;
-  if (listed.load() != expect_listed) {
+  if (pr.run[kReaddir] && listed.load() != expect_listed) {
     Die("readdir listed " + std::to_string(listed.load()) + " entries, expected " +
         std::to_string(expect_listed));
   }
-  r.readdir = static_cast<double>(listed.load()) / secs;
-  r.unlink = n / RunThreads(threads, [&](int t) {
+  timer.Run(&r, kUnlink, n, threads, [&](int t) {
     for (int i = 0; i < files; ++i) {
       Status st = c.Unlink(root, dirs[t], FileName(t, i));
       if (!st.ok()) fail(st);
@@ -263,7 +359,8 @@ Rates BenchSluice(MetaClient& c, const std::string& tag, bool shared, int thread
   return r;
 }
 
-Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
+Result1 BenchExt4(const std::string& base, bool shared, const Params& pr) {
+  const int threads = pr.threads, files = pr.files;
   std::string dir = base + "/ext4-" + (shared ? "shared" : "perthread");
   std::filesystem::remove_all(dir);
   std::vector<std::string> dirs(threads);
@@ -271,9 +368,10 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
     dirs[t] = shared ? dir : dir + "/t" + std::to_string(t);
     std::filesystem::create_directories(dirs[t]);
   }
-  Rates r;
+  Result1 r;
+  PhaseTimer timer({});
   const double n = static_cast<double>(threads) * files;
-  r.create = n / RunThreads(threads, [&](int t) {
+  timer.Run(&r, kCreate, n, threads, [&](int t) {
     for (int i = 0; i < files; ++i) {
       std::string p = dirs[t] + "/" + FileName(t, i);
       int fd = open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
@@ -281,15 +379,24 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
       close(fd);
     }
   });
-  r.stat = n / RunThreads(threads, [&](int t) {
+  timer.Run(&r, kStat, n * pr.stat_rounds, threads, [&](int t) {
     struct stat st;
-    for (int i = 0; i < files; ++i) {
-      std::string p = dirs[t] + "/" + FileName(t, i);
-      if (stat(p.c_str(), &st) != 0) Die("stat " + p + ": " + std::strerror(errno));
+    for (int k = 0; k < pr.stat_rounds; ++k) {
+      for (int i = 0; i < files; ++i) {
+        std::string p = dirs[t] + "/" + FileName(t, i);
+        if (stat(p.c_str(), &st) != 0) Die("stat " + p + ": " + std::strerror(errno));
+      }
     }
   });
+  // The kernel has no pipelined stat: the pipelined lookups compare with stat(2).
+  for (Phase ph : {kStatPipe, kStatBatch}) {
+    r.rate[ph] = r.rate[kStat];
+    r.client_us[ph] = r.client_us[kStat];
+    r.wall_us[ph] = r.wall_us[kStat];
+  }
   std::atomic<uint64_t> listed{0};
-  double secs = RunThreads(threads, [&](int t) {
+  const double expect = shared ? n * threads : n;
+  timer.Run(&r, kReaddir, expect, threads, [&](int t) {
     DIR* d = opendir(dirs[t].c_str());
     if (!d) Die("opendir " + dirs[t] + ": " + std::strerror(errno));
     uint64_t k = 0;
@@ -299,8 +406,8 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
     closedir(d);
     listed += k;
   });
-  r.readdir = static_cast<double>(listed.load()) / secs;
-  r.unlink = n / RunThreads(threads, [&](int t) {
+  if (static_cast<double>(listed.load()) != expect) Die("ext4 readdir listed the wrong number of entries");
+  timer.Run(&r, kUnlink, n, threads, [&](int t) {
     for (int i = 0; i < files; ++i) {
       std::string p = dirs[t] + "/" + FileName(t, i);
       if (unlink(p.c_str()) != 0) Die("unlink " + p + ": " + std::strerror(errno));
@@ -310,18 +417,25 @@ Rates BenchExt4(const std::string& base, bool shared, int threads, int files) {
   return r;
 }
 
-void KeepBest(Rates* best, const Rates& r) {
-  best->create = std::max(best->create, r.create);
-  best->stat = std::max(best->stat, r.stat);
-  best->readdir = std::max(best->readdir, r.readdir);
-  best->unlink = std::max(best->unlink, r.unlink);
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-void PrintRow(const char* label, const Rates& r, const Rates* base) {
-  std::printf("%-18s %10.0f %10.0f %12.0f %10.0f", label, r.create, r.stat, r.readdir, r.unlink);
+void PrintHeader(const char* what) {
+  std::printf("%-18s", what);
+  for (int p = 0; p < kPhases; ++p) std::printf(" %11s", kPhaseNames[p]);
+  std::printf("\n");
+}
+
+void PrintRates(const std::string& label, const Result1& r, const Result1* base) {
+  std::printf("%-18s", label.c_str());
+  for (int p = 0; p < kPhases; ++p) std::printf(" %11.0f", r.rate[p]);
   if (base) {
-    std::printf("   x%.2f x%.2f x%.2f x%.2f", r.create / base->create, r.stat / base->stat,
-                r.readdir / base->readdir, r.unlink / base->unlink);
+    std::printf("   ");
+    for (int p = 0; p < kPhases; ++p) std::printf(" x%.2f", r.rate[p] / base->rate[p]);
   }
   std::printf("\n");
   std::fflush(stdout);
@@ -336,7 +450,9 @@ std::string SelfDir() {
 }
 
 int Main(int argc, char** argv) {
-  int threads = 8, files = 500, repeat = 1, workers = 16;
+  Params pr;
+  int repeat = 3, workers = 16;
+  bool cpu = false;
   std::string base = std::filesystem::temp_directory_path().string();
   std::string provider = "tcp";
   std::string bin = SelfDir();
@@ -348,13 +464,31 @@ int Main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--threads") {
-      threads = std::max(1, std::atoi(next().c_str()));
+      pr.threads = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--files") {
-      files = std::max(1, std::atoi(next().c_str()));
+      pr.files = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--stat-rounds") {
+      pr.stat_rounds = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--depth") {
+      pr.depth = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--workers") {
       workers = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--repeat") {
       repeat = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--phases") {
+      std::fill(std::begin(pr.run), std::end(pr.run), false);
+      pr.run[kCreate] = pr.run[kUnlink] = true;  // the files must come and go
+      std::stringstream ss(next());
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        bool known = false;
+        for (int p = 0; p < kPhases; ++p) {
+          if (item == kPhaseNames[p]) pr.run[p] = known = true;
+        }
+        if (!known) Die("--phases: unknown phase '" + item + "'");
+      }
+    } else if (a == "--cpu") {
+      cpu = true;
     } else if (a == "--dir") {
       base = next();
     } else if (a == "--provider") {
@@ -369,35 +503,97 @@ int Main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_meta_rpc [--threads T] [--files F] [--shards 1,2,4] [--dir D] "
-                   "[--provider P] [--bin DIR] [--repeat R] [--workers W]\n");
+                   "[--provider P] [--bin DIR] [--repeat R] [--workers W] [--stat-rounds K] "
+                   "[--depth D] [--phases create,stat,...] [--cpu]\n");
       return 2;
     }
   }
   std::srand(static_cast<unsigned>(getpid()));
   std::string work = base + "/bench-meta-rpc-" + std::to_string(getpid());
   std::filesystem::create_directories(work);
-  std::printf("bench_meta_rpc: %d client threads x %d files, best of %d, provider %s, work dir %s, "
-              "%u cores\n",
-              threads, files, repeat, provider.c_str(), work.c_str(), std::thread::hardware_concurrency());
+  std::printf("bench_meta_rpc: %d client threads x %d files (stat: %d rounds; stat-pipe: %d in "
+              "flight per thread), %d runs, provider %s, %d workers per shard, work dir %s, %u cores\n",
+              pr.threads, pr.files, pr.stat_rounds, pr.depth, repeat, provider.c_str(), workers,
+              work.c_str(), std::thread::hardware_concurrency());
   std::printf("Sluice = MetaClient over RPC to sluice-meta processes (WAL synced per change); "
               "ext4 = syscalls, no fsync\n");
-  std::printf("%-18s %10s %10s %12s %10s   %s\n", "ops/s", "create", "stat", "readdir(e/s)",
-              "unlink", "ratio vs ext4 (same columns)");
-  for (bool shared : {true, false}) {
-    std::printf("-- %s\n", shared ? "one shared directory" : "one directory per thread");
-    Rates ext4;
-    for (int k = 0; k < repeat; ++k) KeepBest(&ext4, BenchExt4(work, shared, threads, files));
-    PrintRow("ext4 (kernel)", ext4, nullptr);
-    for (int s : shard_counts) {
-      Rates best;
-      for (int k = 0; k < repeat; ++k) {
+  // results[shared][config][run]; config 0 = ext4, then each shard count.
+  std::vector<std::vector<Result1>> results[2];
+  for (auto& r : results) r.assign(shard_counts.size() + 1, {});
+  for (int k = 0; k < repeat; ++k) {
+    for (int shared : {1, 0}) {
+      std::printf("-- run %d of %d, %s (ops/s; ratio vs ext4 of this run)\n", k + 1, repeat,
+                  shared ? "one shared directory" : "one directory per thread");
+      PrintHeader("");
+      Result1 ext4 = BenchExt4(work, shared, pr);
+      results[shared][0].push_back(ext4);
+      PrintRates("ext4 (kernel)", ext4, nullptr);
+      for (size_t si = 0; si < shard_counts.size(); ++si) {
+        const int s = shard_counts[si];
         LocalCluster cluster(work + "/cluster-" + std::to_string(s), bin, provider, s, workers);
         auto client = MetaClient::Open(cluster.ClientOptions(provider));
         if (!client.ok()) Die(client.status().ToString());
-        KeepBest(&best, BenchSluice(**client, shared ? "shared" : "per", shared, threads, files));
+        Result1 r = BenchSluice(**client, cluster.shard_pids(), shared ? "shared" : "per", shared, pr);
+        results[shared][si + 1].push_back(r);
+        PrintRates("sluice " + std::to_string(s) + (s == 1 ? " shard" : " shards"), r, &ext4);
       }
-      std::string label = "sluice " + std::to_string(s) + (s == 1 ? " shard" : " shards");
-      PrintRow(label.c_str(), best, &ext4);
+    }
+  }
+  std::printf("== medians over %d runs\n", repeat);
+  for (int shared : {1, 0}) {
+    std::printf("-- %s: ops/s (median) and Sluice/ext4 ratio (median of the per-run ratios)\n",
+                shared ? "one shared directory" : "one directory per thread");
+    PrintHeader("");
+    for (size_t ci = 0; ci <= shard_counts.size(); ++ci) {
+      const auto& runs = results[shared][ci];
+      Result1 med;
+      std::vector<double> ratio[kPhases];
+      for (int p = 0; p < kPhases; ++p) {
+        std::vector<double> v;
+        for (size_t k = 0; k < runs.size(); ++k) {
+          v.push_back(runs[k].rate[p]);
+          ratio[p].push_back(runs[k].rate[p] / results[shared][0][k].rate[p]);
+        }
+        med.rate[p] = Median(v);
+      }
+      std::string label = ci == 0 ? "ext4 (kernel)"
+                                  : "sluice " + std::to_string(shard_counts[ci - 1]) +
+                                        (shard_counts[ci - 1] == 1 ? " shard" : " shards");
+      std::printf("%-18s", label.c_str());
+      for (int p = 0; p < kPhases; ++p) std::printf(" %11.0f", med.rate[p]);
+      if (ci > 0) {
+        std::printf("   ");
+        for (int p = 0; p < kPhases; ++p) std::printf(" x%.2f", Median(ratio[p]));
+      }
+      std::printf("\n");
+    }
+    if (cpu) {
+      std::printf("   per op (median): client CPU us / shards' CPU us / wall us per thread\n");
+      for (size_t ci = 0; ci <= shard_counts.size(); ++ci) {
+        const auto& runs = results[shared][ci];
+        std::string label = ci == 0 ? "ext4 (kernel)"
+                                    : "sluice " + std::to_string(shard_counts[ci - 1]) +
+                                          (shard_counts[ci - 1] == 1 ? " shard" : " shards");
+        std::printf("%-18s", label.c_str());
+        for (int p = 0; p < kPhases; ++p) {
+          std::vector<double> c, sv, w;
+          for (auto& r : runs) {
+            c.push_back(r.client_us[p]);
+            sv.push_back(r.server_us[p]);
+            w.push_back(r.wall_us[p]);
+          }
+          std::printf(" %5.1f/%4.1f/%5.0f", Median(c), Median(sv), Median(w));
+        }
+        std::printf("\n");
+        if (ci > 0) {
+          std::vector<double> a, b;
+          for (auto& r : runs) {
+            a.push_back(r.per_rpc[kStat]);
+            b.push_back(r.per_rpc[kStatBatch]);
+          }
+          std::printf("%-18s lookups per RPC: stat %.1f, stat-batch %.1f\n", "", Median(a), Median(b));
+        }
+      }
     }
   }
   std::filesystem::remove_all(work);

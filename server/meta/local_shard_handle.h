@@ -22,6 +22,10 @@ class LocalShardHandle : public ShardHandle {
   Result<InodeAttr> Lookup(const Caller& c, uint64_t parent, std::string_view name) override {
     return store_->Lookup(c, parent, name);
   }
+  void LookupBatchAsync(const Caller& c, std::vector<LookupItem> items,
+                        std::function<void(std::vector<Result<InodeAttr>>)> done) override {
+    done(store_->LookupMany(c, items));
+  }
   Result<InodeAttr> GetAttr(uint64_t ino) override { return store_->GetAttr(ino); }
   Result<InodeAttr> SetAttr(const SetAttrRequest& req) override { return store_->SetAttr(req); }
   Result<CreateResult> Create(const Caller& c, uint64_t parent, std::string_view name,

@@ -52,6 +52,14 @@ Result<std::unique_ptr<MetaClient>> MetaClient::Open(const MetaClientOptions& op
 uint32_t MetaClient::num_shards() const { return CurrentView()->router->num_shards(); }
 uint64_t MetaClient::map_version() const { return CurrentView()->version.load(); }
 
+void MetaClient::LookupCounts(uint64_t* lookups, uint64_t* rpcs) const {
+  *lookups = *rpcs = 0;
+  for (const auto& h : CurrentView()->handles) {
+    *lookups += h->lookups();
+    *rpcs += h->lookup_rpcs();
+  }
+}
+
 std::shared_ptr<MetaClient::View> MetaClient::CurrentView() const {
   std::lock_guard<std::mutex> l(mu_);
   return view_;
@@ -156,6 +164,19 @@ Result<InodeAttr> MetaClient::Lookup(const Caller& c, uint64_t parent, std::stri
     SLUICE_ASSIGN_OR_RETURN(out, r.Lookup(c, parent, name));
     return Status::Ok();
   }));
+  return out;
+}
+
+std::vector<Result<InodeAttr>> MetaClient::LookupMany(const Caller& c,
+                                                      const std::vector<LookupItem>& items,
+                                                      size_t max_batch) {
+  std::vector<Result<InodeAttr>> out = CurrentView()->router->LookupMany(c, items, max_batch);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Code code = out[i].status().code();
+    if (code == Code::kStaleMap || code == Code::kUnavailable) {
+      out[i] = Lookup(c, items[i].parent, items[i].name);
+    }
+  }
   return out;
 }
 

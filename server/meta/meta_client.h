@@ -77,12 +77,21 @@ class MetaClient {
   // The cluster-map version requests are built against.
   uint64_t map_version() const;
   const MetaClientStats& stats() const { return stats_; }
+  // Lookups asked of the current map's shards and the RPCs that carried
+  // them (their ratio shows how much lookups were batched).
+  void LookupCounts(uint64_t* lookups, uint64_t* rpcs) const;
   // Refetches the map from mgmtd now.
   Status RefreshMap();
 
   // ---- POSIX-like namespace. Errors are Status codes that map to errno
   // (Status::to_errno()) with messages naming the inode and entry.
   Result<InodeAttr> Lookup(const Caller& c, uint64_t parent, std::string_view name);
+  // Many lookups with all of them in flight at once, up to `max_batch` per
+  // call to a shard (see ShardRouter::LookupMany; 1 = one RPC per lookup);
+  // results in order. An item that met a stale map or an unavailable shard
+  // is redone alone through Lookup.
+  std::vector<Result<InodeAttr>> LookupMany(const Caller& c, const std::vector<LookupItem>& items,
+                                            size_t max_batch = kMaxLookupBatch);
   Result<InodeAttr> GetAttr(uint64_t ino);
   Result<InodeAttr> SetAttr(const SetAttrRequest& req);
   // exclusive = O_EXCL; without it an existing file is returned, created=false.

@@ -66,6 +66,25 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_attr(), s->Lookup(q.caller(), q.parent(), q.name()));
     return Status::Ok();
   });
+  Add<LookupBatchRequest, LookupBatchResponse>(server, "LookupBatch", [s](const LookupBatchRequest& q, LookupBatchResponse* r) {
+    if (static_cast<size_t>(q.items_size()) > kMaxLookupBatch) {
+      return Status(Code::kInvalid, "LookupBatch of " + std::to_string(q.items_size()) +
+                                        " items exceeds " + std::to_string(kMaxLookupBatch));
+    }
+    std::vector<LookupItem> items;
+    items.reserve(q.items_size());
+    for (const auto& it : q.items()) items.push_back({it.parent(), it.name()});
+    for (auto& res : s->LookupMany(q.caller(), items)) {
+      LookupBatchResult* x = r->add_results();
+      if (res.ok()) {
+        *x->mutable_attr() = std::move(res).value();
+      } else {
+        x->set_code(static_cast<uint32_t>(res.status().code()));
+        x->set_message(res.status().message());
+      }
+    }
+    return Status::Ok();
+  });
   Add<GetAttrRequest, GetAttrResponse>(server, "GetAttr", [s](const GetAttrRequest& q, GetAttrResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_attr(), s->GetAttr(q.ino()));
     return Status::Ok();

@@ -642,13 +642,33 @@ static Status WrongShard(const char* what, uint64_t parent, std::string_view nam
 // ------------------------------------------------------------ reads
 
 Result<InodeAttr> MetaStore::Lookup(const Caller& caller, uint64_t parent, std::string_view name) {
-  auto p = ReadParentDir(parent);
+  return LookupIn(caller, parent, ReadParentDir(parent), name);
+}
+
+std::vector<Result<InodeAttr>> MetaStore::LookupMany(const Caller& caller,
+                                                     const std::vector<LookupItem>& items) {
+  std::vector<Result<InodeAttr>> out;
+  out.reserve(items.size());
+  uint64_t cur = 0;
+  Result<InodeAttr> p(Status(Code::kInternal, "no parent read"));
+  for (const LookupItem& it : items) {
+    if (cur == 0 || it.parent != cur) {
+      cur = it.parent;
+      p = ReadParentDir(cur);
+    }
+    out.push_back(LookupIn(caller, it.parent, p, it.name));
+  }
+  return out;
+}
+
+Result<InodeAttr> MetaStore::LookupIn(const Caller& caller, uint64_t parent,
+                                      const Result<InodeAttr>& p, std::string_view name) {
   if (!p.ok()) return p.status().Prefix("lookup '" + PrintableName(name) + "'");
   if (p->type() != FILE_TYPE_DIRECTORY) {
     return Status(Code::kNotDir, "lookup '" + PrintableName(name) + "': " + InoString(parent) +
                                      " is not a directory");
   }
-  if (!CheckAccess(*p, caller, kMayExec)) return AccessDenied(*p, caller, kMayExec, "lookup");
+  if (!CheckAccess(p.value(), caller, kMayExec)) return AccessDenied(p.value(), caller, kMayExec, "lookup");
   if (name == ".") return p;
   if (name == "..") return ReadInode(p->parent() == 0 ? parent : p->parent());
   SLUICE_RETURN_IF_ERROR(ValidateName(name, "lookup"));

@@ -114,6 +114,9 @@ class MetaStore {
   // ---- namespace operations (see ShardHandle for routing).
   // Lookup needs search permission on parent; "." and ".." are resolved.
   Result<InodeAttr> Lookup(const Caller& caller, uint64_t parent, std::string_view name);
+  // Lookup of each item, in order; consecutive items of one directory read
+  // it (and check search permission) once.
+  std::vector<Result<InodeAttr>> LookupMany(const Caller& caller, const std::vector<LookupItem>& items);
   Result<InodeAttr> GetAttr(uint64_t ino);
   // POSIX chmod/chown/truncate/utimens rules: mode and explicit times need
   // ownership (EPERM), uid changes need uid 0, size needs write access.
@@ -190,6 +193,9 @@ class MetaStore {
                                      const char* key);
   Status Write(rocksdb::WriteBatch* batch, const char* what);
   Result<InodeAttr> ReadLocalInode(uint64_t ino);
+  // Lookup once the parent directory was read (its result as `p`).
+  Result<InodeAttr> LookupIn(const Caller& caller, uint64_t parent, const Result<InodeAttr>& p,
+                             std::string_view name);
   Result<bool> GetDentry(uint64_t parent, std::string_view name, uint64_t* ino, FileType* type);
   Result<bool> DirIsDead(uint64_t dir);
   Result<InodeAttr> ParentForChange(const Caller& caller, uint64_t parent, const char* what);

@@ -75,6 +75,7 @@ Status ValidateName(std::string_view name, const char* what);
 // execute on a non-directory needs some execute bit.
 bool CheckAccess(const InodeAttr& attr, const Caller& caller, int want);
 bool CallerInGroup(const Caller& caller, uint32_t gid);
+
 // The EACCES status for a failed CheckAccess.
 Status AccessDenied(const InodeAttr& attr, const Caller& caller, int want, const char* what);
 

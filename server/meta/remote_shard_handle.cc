@@ -1,5 +1,7 @@
 #include "server/meta/remote_shard_handle.h"
 
+#include <memory>
+
 namespace sluice::meta {
 
 std::string MetaMethod(const char* method) {
@@ -48,6 +50,8 @@ Status RemoteShardHandle::Call(const char* method, const google::protobuf::Messa
 
 Result<InodeAttr> RemoteShardHandle::Lookup(const Caller& caller, uint64_t parent,
                                             std::string_view name) {
+  lookups_.fetch_add(1, std::memory_order_relaxed);
+  lookup_rpcs_.fetch_add(1, std::memory_order_relaxed);
   LookupRequest req;
   *req.mutable_caller() = caller;
   req.set_parent(parent);
@@ -55,6 +59,68 @@ Result<InodeAttr> RemoteShardHandle::Lookup(const Caller& caller, uint64_t paren
   LookupResponse resp;
   SLUICE_RETURN_IF_ERROR(Call("Lookup", req, &resp));
   return std::move(*resp.mutable_attr());
+}
+
+void RemoteShardHandle::LookupAsync(const Caller& caller, uint64_t parent, std::string_view name,
+                                    std::function<void(Result<InodeAttr>)> done) {
+  lookups_.fetch_add(1, std::memory_order_relaxed);
+  lookup_rpcs_.fetch_add(1, std::memory_order_relaxed);
+  LookupRequest req;
+  *req.mutable_caller() = caller;
+  req.set_parent(parent);
+  req.set_name(std::string(name));
+  auto resp = std::make_shared<LookupResponse>();
+  rpc_->CallAsync(peer_, MetaMethod("Lookup"), req, resp.get(), Options(),
+                  [this, resp, done = std::move(done)](const rpc::CallResult& r) {
+                    Status st = Finish("Lookup", r);
+                    if (!st.ok()) {
+                      done(st);
+                    } else {
+                      done(std::move(*resp->mutable_attr()));
+                    }
+                  });
+}
+
+void RemoteShardHandle::LookupBatchAsync(const Caller& caller, std::vector<LookupItem> items,
+                                         std::function<void(std::vector<Result<InodeAttr>>)> done) {
+  lookups_.fetch_add(items.size(), std::memory_order_relaxed);
+  lookup_rpcs_.fetch_add(1, std::memory_order_relaxed);
+  LookupBatchRequest req;
+  *req.mutable_caller() = caller;
+  for (LookupItem& it : items) {
+    LookupBatchItem* x = req.add_items();
+    x->set_parent(it.parent);
+    x->set_name(std::move(it.name));
+  }
+  const size_t n = items.size();
+  auto resp = std::make_shared<LookupBatchResponse>();
+  rpc_->CallAsync(peer_, MetaMethod("LookupBatch"), req, resp.get(), Options(),
+                  [this, n, resp, done = std::move(done)](const rpc::CallResult& r) {
+                    std::vector<Result<InodeAttr>> out;
+                    out.reserve(n);
+                    Status st = Finish("LookupBatch", r);
+                    if (st.ok() && static_cast<size_t>(resp->results_size()) != n) {
+                      st = Status(Code::kProtocol, "LookupBatch on " + label_ + ": " +
+                                                       std::to_string(resp->results_size()) +
+                                                       " results for " + std::to_string(n) + " items");
+                    }
+                    for (size_t i = 0; i < n; ++i) {
+                      if (!st.ok()) {
+                        out.push_back(st);
+                        continue;
+                      }
+                      LookupBatchResult* x = resp->mutable_results(static_cast<int>(i));
+                      if (x->code() == 0) {
+                        out.push_back(std::move(*x->mutable_attr()));
+                      } else {
+                        const Code c = x->code() < static_cast<uint32_t>(Code::kMaxCode)
+                                           ? static_cast<Code>(x->code())
+                                           : Code::kInternal;
+                        out.push_back(Status(c, x->message()));
+                      }
+                    }
+                    done(std::move(out));
+                  });
 }
 
 Result<InodeAttr> RemoteShardHandle::GetAttr(uint64_t ino) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/rpc.h"
 #include "server/meta/shard_handle.h"
@@ -41,9 +42,18 @@ class RemoteShardHandle : public ShardHandle {
   const rpc::Peer& peer() const { return peer_; }
   // The newest map version any reply of this shard reported (0 if none).
   uint64_t seen_map_version() const { return seen_map_version_.load(); }
+  // Lookups asked and Lookup/LookupBatch RPCs sent for them so far.
+  uint64_t lookups() const { return lookups_.load(std::memory_order_relaxed); }
+  uint64_t lookup_rpcs() const { return lookup_rpcs_.load(std::memory_order_relaxed); }
 
   uint32_t shard_id() const override { return shard_id_; }
   Result<InodeAttr> Lookup(const Caller& caller, uint64_t parent, std::string_view name) override;
+  // One asynchronous RPC; `done` runs on the RPC client's progress thread.
+  void LookupAsync(const Caller& caller, uint64_t parent, std::string_view name,
+                   std::function<void(Result<InodeAttr>)> done) override;
+  // One LookupBatch RPC; `done` runs on the RPC client's progress thread.
+  void LookupBatchAsync(const Caller& caller, std::vector<LookupItem> items,
+                        std::function<void(std::vector<Result<InodeAttr>>)> done) override;
   Result<InodeAttr> GetAttr(uint64_t ino) override;
   Result<InodeAttr> SetAttr(const SetAttrRequest& req) override;
   Result<CreateResult> Create(const Caller& caller, uint64_t parent, std::string_view name,
@@ -95,6 +105,8 @@ class RemoteShardHandle : public ShardHandle {
   RemoteShardOptions options_;
   std::string label_;  // "meta shard 1 (127.0.0.1:7102)"
   std::atomic<uint64_t> seen_map_version_{0};
+  std::atomic<uint64_t> lookups_{0};
+  std::atomic<uint64_t> lookup_rpcs_{0};
 };
 
 }  // namespace sluice::meta

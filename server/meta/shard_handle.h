@@ -28,6 +28,15 @@ struct ShardDirPage {
   bool more = false;              // this shard has entries after the last one
 };
 
+// One name to look up: entry `name` of directory `parent`.
+struct LookupItem {
+  uint64_t parent = 0;
+  std::string name;
+};
+// Items per LookupBatch call (a symlink's attributes carry up to 4 KiB of
+// target; 32 of them fit one RPC frame).
+constexpr size_t kMaxLookupBatch = 32;
+
 struct StatFsResult {
   uint64_t inodes = 0;
   uint64_t bytes = 0;     // sum of regular file sizes
@@ -43,6 +52,22 @@ class ShardHandle {
   // (parent, name) must be routed to DentryShard(parent, name, N); an inode
   // number to InodeShard(ino).
   virtual Result<InodeAttr> Lookup(const Caller& caller, uint64_t parent, std::string_view name) = 0;
+  // Asynchronous Lookup: `done` runs exactly once, possibly on another
+  // thread, so one caller can keep many lookups in flight. Default: Lookup.
+  virtual void LookupAsync(const Caller& caller, uint64_t parent, std::string_view name,
+                           std::function<void(Result<InodeAttr>)> done) {
+    done(Lookup(caller, parent, name));
+  }
+  // Up to kMaxLookupBatch lookups of this shard in one call, asynchronously:
+  // `done` runs exactly once with one result per item, in order (each as
+  // Lookup would return it). Default: Lookup for each item.
+  virtual void LookupBatchAsync(const Caller& caller, std::vector<LookupItem> items,
+                                std::function<void(std::vector<Result<InodeAttr>>)> done) {
+    std::vector<Result<InodeAttr>> out;
+    out.reserve(items.size());
+    for (const LookupItem& it : items) out.push_back(Lookup(caller, it.parent, it.name));
+    done(std::move(out));
+  }
   virtual Result<InodeAttr> GetAttr(uint64_t ino) = 0;
   virtual Result<InodeAttr> SetAttr(const SetAttrRequest& req) = 0;
   virtual Result<CreateResult> Create(const Caller& caller, uint64_t parent, std::string_view name,

@@ -1,5 +1,6 @@
 #include "server/meta/shard_router.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -101,6 +102,81 @@ Result<InodeAttr> ShardRouter::Lookup(const Caller& c, uint64_t parent, std::str
   SLUICE_ASSIGN_OR_RETURN(InodeAttr a, LookupRaw(c, parent, name));
   SLUICE_RETURN_IF_ERROR(CompleteDirAttr(&a));
   return a;
+}
+
+std::vector<Result<InodeAttr>> ShardRouter::LookupMany(const Caller& c,
+                                                       const std::vector<LookupItem>& items,
+                                                       size_t max_batch) {
+  max_batch = std::clamp<size_t>(max_batch, 1, kMaxLookupBatch);
+  const size_t n = items.size();
+  std::vector<Result<InodeAttr>> out(n, Result<InodeAttr>(Status(Code::kInternal, "not looked up")));
+  // Group the items by the shard that answers them, in calls of max_batch.
+  struct Call {
+    ShardHandle* shard;
+    std::vector<size_t> index;
+    std::vector<LookupItem> items;
+  };
+  std::vector<Call> calls;
+  std::vector<int> open_call(shards_.size(), -1);
+  for (size_t i = 0; i < n; ++i) {
+    const LookupItem& it = items[i];
+    ShardHandle* h = nullptr;
+    if (it.name == "." || it.name == "..") {
+      h = ShardForIno(it.parent);
+      if (h == nullptr) {
+        out[i] = Status(Code::kNotFound, "lookup: inode " + InoString(it.parent) +
+                                             " names a shard beyond the cluster");
+        continue;
+      }
+    } else {
+      Status st = ValidateName(it.name, "lookup");
+      if (!st.ok()) {
+        out[i] = st;
+        continue;
+      }
+      h = ShardForName(it.parent, it.name);
+    }
+    int& k = open_call[h->shard_id()];
+    if (k < 0 || calls[static_cast<size_t>(k)].items.size() >= max_batch) {
+      k = static_cast<int>(calls.size());
+      calls.push_back(Call{h, {}, {}});
+    }
+    calls[static_cast<size_t>(k)].index.push_back(i);
+    calls[static_cast<size_t>(k)].items.push_back(it);
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = calls.size();
+  for (Call& call : calls) {
+    auto done = [&, idx = &call.index](std::vector<Result<InodeAttr>> rs) {
+      std::lock_guard<std::mutex> l(mu);
+      for (size_t j = 0; j < idx->size(); ++j) {
+        out[(*idx)[j]] = j < rs.size() ? std::move(rs[j])
+                                       : Result<InodeAttr>(Status(Code::kProtocol, "lookup result missing"));
+      }
+      if (--pending == 0) cv.notify_all();
+    };
+    if (call.items.size() == 1) {
+      const LookupItem& it = call.items[0];
+      call.shard->LookupAsync(c, it.parent, it.name, [done](Result<InodeAttr> r) mutable {
+        std::vector<Result<InodeAttr>> one;
+        one.push_back(std::move(r));
+        done(std::move(one));
+      });
+    } else {
+      call.shard->LookupBatchAsync(c, std::move(call.items), done);
+    }
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return pending == 0; });
+  }
+  for (auto& r : out) {
+    if (!r.ok()) continue;
+    Status st = CompleteDirAttr(&r.value());
+    if (!st.ok()) r = st;
+  }
+  return out;
 }
 
 Result<InodeAttr> ShardRouter::GetAttr(uint64_t ino) {

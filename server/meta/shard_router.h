@@ -34,6 +34,13 @@ class ShardRouter {
   ShardHandle* ShardForIno(uint64_t ino) const;
 
   Result<InodeAttr> Lookup(const Caller& c, uint64_t parent, std::string_view name);
+  // Looks up every item with all the lookups in flight at once: the items
+  // of each shard travel in calls of up to `max_batch` (<= kMaxLookupBatch)
+  // lookups, every call sent before any answer is awaited (pipelining, no
+  // cache: each lookup reads the shard's current state). Results in the
+  // order of `items`, each as Lookup would have returned it.
+  std::vector<Result<InodeAttr>> LookupMany(const Caller& c, const std::vector<LookupItem>& items,
+                                            size_t max_batch = kMaxLookupBatch);
   Result<InodeAttr> GetAttr(uint64_t ino);
   Result<InodeAttr> SetAttr(const SetAttrRequest& req);
   Result<CreateResult> Create(const Caller& c, uint64_t parent, std::string_view name,

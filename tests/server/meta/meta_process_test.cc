@@ -350,6 +350,56 @@ TEST(MetaProcess, PermissionsAcrossShards) {
   EXPECT_EQ(c->Unlink(other, open->ino(), NameOnShard(open->ino(), "w", 1, 2)).code(), Code::kPermission);
 }
 
+// Many lookups in flight at once over the wire (LookupBatch RPCs and single
+// pipelined Lookups): every result equals what Lookup returns, in order.
+TEST(MetaProcess, LookupManyAcrossShards) {
+  MetaProcCluster cl(2);
+  ASSERT_TRUE(cl.StartAll());
+  auto c = cl.Client();
+  ASSERT_TRUE(c);
+  auto d = c->Mkdir(Root(), kRootIno, "d", 0755);
+  ASSERT_OK(d);
+  ASSERT_OK(c->Mkdir(Root(), d->ino(), "sub", 0755));
+  ASSERT_OK(c->Symlink(Root(), d->ino(), "ln", std::string(4000, 't')));  // a large attribute
+  std::vector<LookupItem> items;
+  for (int i = 0; i < 100; ++i) {
+    const std::string n = "f" + std::to_string(i);
+    if (i < 90) ASSERT_OK(c->Create(Root(), d->ino(), n, 0644, true));
+    items.push_back({d->ino(), n});
+  }
+  for (int i = 0; i < 40; ++i) items.push_back({d->ino(), "ln"});  // 40 x 4 KB of targets
+  items.push_back({d->ino(), "sub"});
+  items.push_back({d->ino(), "."});
+  items.push_back({d->ino(), std::string(256, 'y')});
+  for (size_t max_batch : {size_t{1}, kMaxLookupBatch}) {
+    SCOPED_TRACE("max_batch " + std::to_string(max_batch));
+    uint64_t l0, r0, l1, r1;
+    c->LookupCounts(&l0, &r0);
+    auto got = c->LookupMany(Root(), items, max_batch);
+    c->LookupCounts(&l1, &r1);
+    ASSERT_EQ(got.size(), items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto want = c->Lookup(Root(), items[i].parent, items[i].name);
+      ASSERT_EQ(got[i].status().code(), want.status().code()) << i << ": " << got[i].status().ToString();
+      if (want.ok()) {
+        EXPECT_EQ(got[i]->ino(), want->ino()) << i;
+        EXPECT_EQ(got[i]->nlink(), want->nlink()) << i;
+        EXPECT_EQ(got[i]->symlink_target(), want->symlink_target()) << i;
+      }
+    }
+    EXPECT_EQ(got[95].status().code(), Code::kNotFound);
+    EXPECT_EQ(got[141]->nlink(), 3u);
+    EXPECT_EQ(got[142].status().code(), Code::kNameTooLong);
+    // One RPC per lookup, or batches of up to 32 per shard (the invalid name never left).
+    EXPECT_EQ(l1 - l0, items.size() - 1);
+    if (max_batch == 1) {
+      EXPECT_EQ(r1 - r0, items.size() - 1);
+    } else {
+      EXPECT_LE(r1 - r0, (items.size() - 1) / kMaxLookupBatch + 2);
+    }
+  }
+}
+
 TEST(MetaProcess, StaleMapRefusedAndClientRefreshes) {
   MetaProcCluster cl(2);
   ASSERT_TRUE(cl.StartAll());

@@ -459,6 +459,54 @@ TEST_P(NamespaceOpsTest, RmdirNeverRacesCreate) {
   }
 }
 
+// Many lookups at once (batched per shard): each result is what Lookup
+// returns for that item, in order, errors included.
+TEST_P(NamespaceOpsTest, LookupManyMatchesLookup) {
+  auto d = ns().Mkdir(User(), work_, "many", 0755);
+  ASSERT_OK(d);
+  auto priv = ns().Mkdir(User(), work_, "priv", 0700);
+  ASSERT_OK(priv);
+  ASSERT_OK(ns().Create(User(), priv->ino(), "hidden", 0644, true));
+  ASSERT_OK(ns().Mkdir(User(), d->ino(), "sub", 0755));
+  for (int i = 0; i < 70; ++i) ASSERT_OK(ns().Create(User(), d->ino(), "f" + std::to_string(i), 0644, true));
+  std::vector<LookupItem> items;
+  for (int i = 0; i < 80; ++i) items.push_back({d->ino(), "f" + std::to_string(i)});  // 70..79 missing
+  items.push_back({d->ino(), "sub"});
+  items.push_back({d->ino(), "."});
+  items.push_back({d->ino(), ".."});
+  items.push_back({d->ino(), std::string(300, 'x')});
+  items.push_back({priv->ino(), "hidden"});
+  items.push_back({0x7777777, "nodir"});
+  for (const Caller& caller : {User(), User(2000, 2000)}) {
+    for (size_t max_batch : {size_t{1}, size_t{7}, kMaxLookupBatch}) {
+      SCOPED_TRACE("uid " + std::to_string(caller.uid()) + ", max_batch " + std::to_string(max_batch));
+      auto got = ns().LookupMany(caller, items, max_batch);
+      ASSERT_EQ(got.size(), items.size());
+      for (size_t i = 0; i < items.size(); ++i) {
+        auto want = ns().Lookup(caller, items[i].parent, items[i].name);
+        ASSERT_EQ(got[i].status().code(), want.status().code()) << i << ": " << got[i].status().ToString();
+        if (want.ok()) {
+          EXPECT_EQ(got[i]->ino(), want->ino()) << i;
+          EXPECT_EQ(got[i]->nlink(), want->nlink()) << i;
+        }
+      }
+      EXPECT_TRUE(got[10].ok());
+      EXPECT_CODE(got[75], kNotFound);
+      EXPECT_EQ(got[80]->type(), FILE_TYPE_DIRECTORY);
+      EXPECT_EQ(got[81]->nlink(), 3u);  // "." of many: its subdirectory counted
+      EXPECT_EQ(got[82]->ino(), work_);
+      EXPECT_CODE(got[83], kNameTooLong);
+      if (caller.uid() == 1000) {
+        EXPECT_TRUE(got[84].ok());
+      } else {
+        EXPECT_CODE(got[84], kPermission);
+      }
+      EXPECT_FALSE(got[85].ok());
+    }
+  }
+  EXPECT_TRUE(ns().LookupMany(User(), {}).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Shards, NamespaceOpsTest, ::testing::Values(1u, 4u),
                          [](const ::testing::TestParamInfo<uint32_t>& i) {
                            return std::to_string(i.param) + "shards";
