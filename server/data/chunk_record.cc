@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "server/data/crc32c_combine.h"
+#include "common/crc32c.h"
 
 namespace sluice::data {
 namespace {
@@ -194,7 +194,7 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view data, const ChunkId& id) 
 }
 
 uint32_t CombineBlockCrcs(const std::vector<uint32_t>& block_crcs, uint32_t length) {
-  static const Crc32cFixedCombiner kBlock(kBlockSize);
+  static const Crc32cShift kBlock(kBlockSize);
   uint32_t crc = 0;
   for (size_t i = 0; i < block_crcs.size(); i++) {
     uint32_t len = (i + 1 == block_crcs.size()) ? length - static_cast<uint32_t>(i) * kBlockSize

@@ -19,7 +19,6 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "server/data/crc32c_block.h"
-#include "server/data/crc32c_combine.h"
 #include "server/data/io_ring.h"
 #include "server/data/slot_allocator.h"
 
@@ -91,7 +90,7 @@ inline uint32_t BlockCrc(const uint8_t* p, uint64_t len) {
 // (indexed from block 0), the last one possibly short.
 uint32_t CombineRange(const std::vector<uint32_t>& crcs, size_t first, size_t end_block,
                       uint64_t end_byte) {
-  static const Crc32cFixedCombiner kBlock(kBlockSize);
+  static const Crc32cShift kBlock(kBlockSize);
   uint32_t crc = 0;
   for (size_t b = first; b < end_block; b++) {
     uint64_t blen = std::min<uint64_t>((b + 1) * uint64_t{kBlockSize}, end_byte) - b * kBlockSize;

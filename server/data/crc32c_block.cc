@@ -3,7 +3,6 @@
 #include <cstring>
 
 #include "common/crc32c.h"
-#include "server/data/crc32c_combine.h"
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -17,7 +16,7 @@ constexpr uint32_t kTail = kCrcBlockBytes - 3 * kStream;  // 16
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) uint32_t Block4KHardware(const uint8_t* p) {
-  static const Crc32cFixedCombiner kShift(kStream);
+  static const Crc32cShift kShift(kStream);
   uint64_t a = 0xffffffffu, b = 0xffffffffu, c = 0xffffffffu;
   const uint8_t* pa = p;
   const uint8_t* pb = p + kStream;

@@ -6,7 +6,6 @@
 
 #include "common/crc32c.h"
 #include "server/data/crc32c_block.h"
-#include "server/data/crc32c_combine.h"
 
 namespace sluice::data {
 namespace {
@@ -96,7 +95,7 @@ TEST(Crc32cCombine, MatchesCrcOfConcatenation) {
     uint32_t b = Crc32c(buf.data() + split, buf.size() - split);
     EXPECT_EQ(Crc32cCombine(a, b, buf.size() - split), Crc32c(buf.data(), buf.size())) << split;
   }
-  Crc32cFixedCombiner fixed(100);
+  Crc32cShift fixed(100);
   for (size_t split : {size_t{0}, size_t{77}, size_t{1000}}) {
     uint32_t a = Crc32c(buf.data(), split);
     uint32_t b = Crc32c(buf.data() + split, 100);
