@@ -241,45 +241,66 @@ void RpcServer::OnRecv(RecvSlot* slot, Status st, size_t len) {
   // server is never mistaken for a dead one.
   if (len >= kFrameHeaderSize && static_cast<uint8_t>(slot->buf.data()[5]) ==
                                      static_cast<uint8_t>(FrameKind::kPing)) {
-    Process(slot);
+    Process(slot->buf.data(), len);
+    Repost(slot);
     return;
   }
+  // Requests are copied out and the buffer goes back at once: the transport
+  // must keep reading a peer's stream, which also carries the payloads that
+  // handlers are waiting for (RMA reads). Held receive buffers would stall
+  // that stream behind queued requests once a client has more calls in
+  // flight than there are buffers: a deadlock.
+  std::string frame(slot->buf.data(), len);
+  Repost(slot);
+  bool dropped = false;
   {
     std::lock_guard<std::mutex> l(mu_);
-    queue_.push_back(slot);
+    if (queue_.size() >= kMaxQueuedRequests) {
+      dropped = true;
+    } else {
+      queue_.push_back(std::move(frame));
+    }
+  }
+  if (dropped) {
+    stats_.dropped++;
+    uint64_t now = NowMillis();
+    if (now - last_drop_log_ms_ >= 1000) {
+      last_drop_log_ms_ = now;
+      LOG_WARN("request queue full (" + std::to_string(kMaxQueuedRequests) +
+               " requests waiting for a handler): dropped a request; its caller will time out and retry");
+    }
+    return;
   }
   cv_.notify_one();
 }
 
 void RpcServer::WorkerLoop() {
   for (;;) {
-    RecvSlot* slot;
+    std::string frame;
     {
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
-      slot = queue_.front();
+      frame = std::move(queue_.front());
       queue_.pop_front();
     }
-    Process(slot);
+    Process(frame.data(), frame.size());
   }
 }
 
-void RpcServer::Process(RecvSlot* slot) {
+void RpcServer::Process(const char* data, size_t len) {
   uint64_t recv_ns = NowNanos();
-  auto frame = DecodeFrame(slot->buf.data(), slot->len);
+  auto frame = DecodeFrame(data, len);
   RequestHeader h;
   if (!frame.ok()) {
     stats_.bad_frames++;
-    LOG_WARN("dropped frame of " + std::to_string(slot->len) + " bytes: " + frame.status().message());
-    Repost(slot);
+    LOG_WARN("dropped frame of " + std::to_string(len) + " bytes: " + frame.status().message());
     return;
   }
   if (frame->kind != FrameKind::kRequest && frame->kind != FrameKind::kPing) {
     stats_.bad_frames++;
     LOG_WARN("dropped frame: a server accepts requests and pings, got kind " +
              std::to_string(static_cast<int>(frame->kind)));
-    Repost(slot);
     return;
   }
   if (!h.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size())) ||
@@ -287,20 +308,17 @@ void RpcServer::Process(RecvSlot* slot) {
     stats_.bad_frames++;
     LOG_WARN("dropped frame: request header (" + std::to_string(frame->header.size()) +
              " bytes) is not a valid RequestHeader with a reply address");
-    Repost(slot);
     return;
   }
   auto dest = ep_->Insert(h.reply_to());
   if (!dest.ok()) {
     stats_.bad_frames++;
     LOG_WARN("dropped request " + std::to_string(h.request_id()) + ": " + dest.status().message());
-    Repost(slot);
     return;
   }
   if (frame->kind == FrameKind::kPing) {
     stats_.pings++;
     Reply(*dest, h.request_id(), Status::Ok(), "", nullptr, &h, FrameKind::kPong);
-    Repost(slot);
     return;
   }
   stats_.requests++;
@@ -310,7 +328,6 @@ void RpcServer::Process(RecvSlot* slot) {
           Status(Code::kUnsupported, "unknown method id " + Hex32(h.method_id()) +
                                          " (is the server older than the client?)"),
           "", nullptr, &h);
-    Repost(slot);
     return;
   }
   CallContext ctx;
@@ -368,7 +385,6 @@ void RpcServer::Process(RecvSlot* slot) {
   if (st.ok()) st = it->second.second(ctx, frame->body, &body);
   if (!st.ok()) stats_.errors++;
   Reply(*dest, h.request_id(), st, st.ok() ? body : std::string(), &ctx, &h);
-  Repost(slot);
 }
 
 void RpcServer::Reply(fi_addr_t dest, uint64_t request_id, const Status& status,

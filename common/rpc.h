@@ -105,6 +105,7 @@ struct ServerStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> bad_frames{0};
+  std::atomic<uint64_t> dropped{0};  // request queue full
   std::atomic<uint64_t> rejected{0};  // credential refused
   std::atomic<uint64_t> pings{0};
 };
@@ -160,7 +161,7 @@ class RpcServer {
   RpcServer() = default;
   void OnRecv(RecvSlot* slot, Status st, size_t len);
   void WorkerLoop();
-  void Process(RecvSlot* slot);
+  void Process(const char* frame, size_t len);
   void Repost(RecvSlot* slot);
   void Reply(fi_addr_t dest, uint64_t request_id, const Status& st, const std::string& body,
              CallContext* ctx, const RequestHeader* req, FrameKind kind = FrameKind::kResponse);
@@ -179,7 +180,9 @@ class RpcServer {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<RecvSlot*> queue_;
+  std::deque<std::string> queue_;  // request frames waiting for a worker
+  static constexpr size_t kMaxQueuedRequests = 16384;
+  uint64_t last_drop_log_ms_ = 0;  // progress thread only
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   ServerStats stats_;

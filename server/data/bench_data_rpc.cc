@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
     // 1 MiB sequential write: T x D writers, each with one write in flight
     // (DataClient::Write blocks; the client library's write-behind does the
     // same with its IO threads), taking the next chunk index in turn.
-    std::atomic<uint64_t> next{0};
+    std::atomic<uint64_t> next{0}, write_ns{0};
     Cpu c0 = CpuNow(data);
     auto t0 = NowNanos();
     std::vector<std::thread> ths;
@@ -304,7 +304,9 @@ int main(int argc, char** argv) {
           w.data = buf + (t % T) * per_thread + (t / T) * size_t{kMiB};
           w.length = kMiB;
           w.chunk_size = kMiB;
+          uint64_t w0 = NowNanos();
           auto res = c->Write(w);
+          write_ns += NowNanos() - w0;
           if (!res.ok() && errors++ == 0) std::fprintf(stderr, "write: %s\n", res.status().ToString().c_str());
         }
       });
@@ -393,9 +395,11 @@ int main(int argc, char** argv) {
                      "M --rw=randread --bs=4k --time_based --runtime=" + std::to_string(a.seconds) +
                      " --iodepth=" + std::to_string(32 * T));
     std::filesystem::remove(fio_file);
-    std::printf("round %d: write %.0f/%.0f/%.0f MB/s, read %.0f/%.0f MB/s, 4k %.0f/%.0f IOPS (sluice/fio%s)\n", r + 1,
-                R.write.rate / 1e6, R.fio_write.rate / 1e6, R.fio_sync.rate / 1e6, R.read.rate / 1e6,
-                R.fio_read.rate / 1e6, R.rand.rate, R.fio_rand.rate, "/fio fdatasync for writes");
+    std::printf("round %d: write %.0f/%.0f/%.0f MB/s (sluice/fio/fio fdatasync; %.1f ms per sluice write), "
+                "read %.0f/%.0f MB/s, 4k %.0f/%.0f IOPS\n",
+                r + 1, R.write.rate / 1e6, R.fio_write.rate / 1e6, R.fio_sync.rate / 1e6,
+                write_ns.load() / 1e6 / static_cast<double>(chunks), R.read.rate / 1e6, R.fio_read.rate / 1e6,
+                R.rand.rate, R.fio_rand.rate);
     std::fflush(stdout);
     rounds.push_back(R);
   }
