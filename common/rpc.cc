@@ -255,9 +255,10 @@ void RpcServer::OnRecv(RecvSlot* slot, Status st, size_t len) {
   bool dropped = false;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (queue_.size() >= kMaxQueuedRequests) {
+    if (queue_.size() >= kMaxQueuedRequests || queued_bytes_ + len > kMaxQueuedBytes) {
       dropped = true;
     } else {
+      queued_bytes_ += len;
       queue_.push_back(std::move(frame));
     }
   }
@@ -266,8 +267,9 @@ void RpcServer::OnRecv(RecvSlot* slot, Status st, size_t len) {
     uint64_t now = NowMillis();
     if (now - last_drop_log_ms_ >= 1000) {
       last_drop_log_ms_ = now;
-      LOG_WARN("request queue full (" + std::to_string(kMaxQueuedRequests) +
-               " requests waiting for a handler): dropped a request; its caller will time out and retry");
+      LOG_WARN("request queue full (" + std::to_string(kMaxQueuedRequests) + " requests or " +
+               std::to_string(kMaxQueuedBytes >> 20) +
+               " MiB waiting for a handler): dropped a request; its caller will time out and retry");
     }
     return;
   }
@@ -283,6 +285,7 @@ void RpcServer::WorkerLoop() {
       if (stopping_) return;
       frame = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= frame.size();
     }
     Process(frame.data(), frame.size());
   }

@@ -182,6 +182,8 @@ class RpcServer {
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // request frames waiting for a worker
   static constexpr size_t kMaxQueuedRequests = 16384;
+  static constexpr size_t kMaxQueuedBytes = 256u << 20;
+  size_t queued_bytes_ = 0;
   uint64_t last_drop_log_ms_ = 0;  // progress thread only
   bool stopping_ = false;
   std::vector<std::thread> workers_;
