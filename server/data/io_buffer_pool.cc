@@ -54,10 +54,8 @@ IoBufferPool::IoBufferPool(size_t arena_bytes) {
 }
 
 IoBufferPool::~IoBufferPool() {
-  for (auto& list : free_) {
-    for (uint8_t* p : list) {
-      if (!InArena(p, 1)) std::free(p);
-    }
+  for (auto& list : heap_free_) {
+    for (uint8_t* p : list) std::free(p);
   }
   if (arena_.iov_base) munmap(arena_.iov_base, arena_.iov_len);
 }
@@ -82,6 +80,13 @@ IoBuffer IoBufferPool::Allocate(size_t bytes) {
       b.registered_ = true;
       return b;
     }
+    // Heap buffers are kept apart, so a free arena buffer is always preferred.
+    if (cls < kClasses && !heap_free_[cls].empty()) {
+      b.p_ = heap_free_[cls].back();
+      heap_free_[cls].pop_back();
+      b.registered_ = false;
+      return b;
+    }
     heap_allocations_++;
   }
   b.p_ = static_cast<uint8_t*>(std::aligned_alloc(kMinBuffer, cap));
@@ -92,7 +97,7 @@ IoBuffer IoBufferPool::Allocate(size_t bytes) {
 void IoBufferPool::Return(uint8_t* p, size_t cap, bool registered) {
   int cls = ClassOf(cap);
   std::lock_guard<std::mutex> l(mu_);
-  free_[cls].push_back(p);
+  (registered ? free_ : heap_free_)[cls].push_back(p);
 }
 
 }  // namespace sluice::data

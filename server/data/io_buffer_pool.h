@@ -74,7 +74,8 @@ class IoBufferPool : public std::enable_shared_from_this<IoBufferPool> {
   iovec arena_{nullptr, 0};
   std::mutex mu_;
   size_t carved_ = 0;  // arena bytes handed out at least once
-  std::array<std::vector<uint8_t*>, kClasses> free_;
+  std::array<std::vector<uint8_t*>, kClasses> free_;       // arena buffers
+  std::array<std::vector<uint8_t*>, kClasses> heap_free_;  // heap buffers
   size_t heap_allocations_ = 0;
 };
 
