@@ -459,14 +459,19 @@ void ChunkStore::PublishGroup(std::span<CommitTicket* const> group, bool wrote_t
   if (!wrote_tentative) return;
   // Durable now (data and the record that names it): make the new versions
   // the visible ones; a failed update gets its record back as it was. Not
-  // synced: after a crash Open finds the tentative record and confirms it.
+  // synced (unless something failed): after a crash Open finds the tentative
+  // record and confirms it.
   rocksdb::WriteBatch batch;
+  bool rollback = false;
   for (CommitTicket* t : group) {
     for (CommitTicket::Entry& e : t->entries) {
       if (e.tentative.empty()) continue;
       if (e.status.ok()) {
         batch.Put(e.key, e.value);
-      } else if (e.previous.empty()) {
+        continue;
+      }
+      rollback = true;
+      if (e.previous.empty()) {
         batch.Delete(e.key);
       } else {
         batch.Put(e.key, e.previous);
@@ -474,7 +479,11 @@ void ChunkStore::PublishGroup(std::span<CommitTicket* const> group, bool wrote_t
     }
   }
   if (batch.Count() == 0) return;
-  rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
+  // A failed update's record goes back durably: its slot is freed now, and
+  // Open must not find the tentative record and apply what was refused.
+  rocksdb::WriteOptions wo;
+  wo.sync = rollback;
+  rocksdb::Status rs = db_->Write(wo, &batch);
   if (rs.ok()) return;
   // The tentative records stay; Open resolves them (the store is failing).
   Status st(Code::kIo, "write record: " + rs.ToString());
