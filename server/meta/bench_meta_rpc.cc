@@ -257,7 +257,7 @@ class LocalCluster {
 };
 
 struct Params {
-  int threads = 8, files = 500, stat_rounds = 3, depth = 32;
+  int threads = 8, files = 500, stat_rounds = 3, depth = 128;
   bool run[kPhases] = {true, true, true, true, true, true};  // --phases (create always runs)
 };
 
