@@ -18,7 +18,7 @@
 #include "common/config.h"
 #include "common/data_client.h"
 #include "common/log.h"
-#include "server/meta/meta_client.h"
+#include "common/meta/meta_client.h"
 
 namespace sluice::client {
 

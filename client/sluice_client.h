@@ -43,9 +43,9 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/meta/dir_reader.h"
-#include "server/meta/meta_types.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/dir_reader.h"
+#include "common/meta/meta_types.h"
+#include "common/meta/shard_handle.h"
 #include "proto/meta.pb.h"
 
 namespace sluice {

@@ -45,7 +45,7 @@
 #include "client/sluice_client.h"
 #include "common/data_client.h"
 #include "common/log.h"
-#include "server/meta/meta_client.h"
+#include "common/meta/meta_client.h"
 
 namespace sluice::fuse {
 namespace {

@@ -57,8 +57,8 @@
 #include <vector>
 
 #include "common/config.h"
-#include "server/meta/meta_client.h"
-#include "server/meta/remote_shard_handle.h"
+#include "common/meta/meta_client.h"
+#include "common/meta/remote_shard_handle.h"
 
 namespace sluice::meta {
 namespace {

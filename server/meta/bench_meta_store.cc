@@ -34,7 +34,7 @@
 
 #include "server/meta/local_shard_handle.h"
 #include "server/meta/meta_store.h"
-#include "server/meta/shard_router.h"
+#include "common/meta/shard_router.h"
 #include "server/meta/txn_coordinator.h"
 
 namespace sluice::meta {

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "server/meta/meta_store.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/shard_handle.h"
 #include "server/meta/txn_coordinator.h"
 
 namespace sluice::meta {

@@ -32,7 +32,7 @@
 #include "server/meta/local_shard_handle.h"
 #include "server/meta/meta_service.h"
 #include "server/meta/meta_store.h"
-#include "server/meta/remote_shard_handle.h"
+#include "common/meta/remote_shard_handle.h"
 #include "server/meta/txn_coordinator.h"
 
 using namespace sluice;

@@ -1,7 +1,7 @@
 #include "server/meta/meta_service.h"
 
-#include "server/meta/dir_reader.h"
-#include "server/meta/remote_shard_handle.h"
+#include "common/meta/dir_reader.h"
+#include "common/meta/remote_shard_handle.h"
 
 namespace sluice::meta {
 

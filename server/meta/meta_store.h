@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/meta/meta_types.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/meta_types.h"
+#include "common/meta/shard_handle.h"
 
 namespace rocksdb {
 class DB;

@@ -41,7 +41,7 @@
 
 #include "common/status.h"
 #include "server/meta/meta_store.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/shard_handle.h"
 
 namespace sluice::meta {
 

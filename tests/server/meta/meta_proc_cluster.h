@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "common/rpc.h"
-#include "server/meta/meta_client.h"
-#include "server/meta/remote_shard_handle.h"
+#include "common/meta/meta_client.h"
+#include "common/meta/remote_shard_handle.h"
 #include "tests/common/test_util.h"
 
 namespace sluice::meta::testing {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/rpc.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/shard_handle.h"
 
 namespace sluice::meta {
 

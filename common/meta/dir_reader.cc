@@ -1,4 +1,4 @@
-#include "server/meta/dir_reader.h"
+#include "common/meta/dir_reader.h"
 
 namespace sluice::meta {
 

@@ -1,4 +1,4 @@
-#include "server/meta/meta_client.h"
+#include "common/meta/meta_client.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,8 +7,8 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "server/meta/remote_shard_handle.h"
-#include "server/meta/shard_router.h"
+#include "common/meta/remote_shard_handle.h"
+#include "common/meta/shard_router.h"
 
 namespace sluice::meta {
 

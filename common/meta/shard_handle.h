@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/meta/meta_types.h"
+#include "common/meta/meta_types.h"
 
 namespace sluice::meta {
 

@@ -1,4 +1,4 @@
-#include "server/meta/meta_types.h"
+#include "common/meta/meta_types.h"
 
 #include <algorithm>
 #include <cstdio>

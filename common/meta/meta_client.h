@@ -30,9 +30,9 @@
 #include "common/mgmt_client.h"
 #include "common/rpc.h"
 #include "common/status.h"
-#include "server/meta/dir_reader.h"
-#include "server/meta/meta_types.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/dir_reader.h"
+#include "common/meta/meta_types.h"
+#include "common/meta/shard_handle.h"
 
 namespace sluice {
 struct ClusterConfig;

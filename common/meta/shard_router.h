@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/meta/dir_reader.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/dir_reader.h"
+#include "common/meta/shard_handle.h"
 
 namespace sluice::meta {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/meta/shard_handle.h"
+#include "common/meta/shard_handle.h"
 
 namespace sluice::meta {
 

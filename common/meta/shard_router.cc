@@ -1,4 +1,4 @@
-#include "server/meta/shard_router.h"
+#include "common/meta/shard_router.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "server/meta/remote_shard_handle.h"
+#include "common/meta/remote_shard_handle.h"
 
 #include <memory>
 
