@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <chrono>
 #include <thread>
 #include <tuple>
 
@@ -344,8 +345,13 @@ TEST(DataChain, StaleMapVersionIsRefused) {
   req.set_inode(1);
   datasvc::QueryChunksResponse resp;
   rpc::CallOptions co;
-  co.map_version = 1;  // older than the server's
-  auto r = c->rpc()->Call(*p, "sluice.datasvc.DataService/QueryChunks", req, &resp, co);
+  co.map_version = 1;  // older than the server's, once the server has learned a newer map
+  rpc::CallResult r;
+  for (int i = 0; i < 100; i++) {  // the server's own version may lag mgmtd's for a moment
+    r = c->rpc()->Call(*p, "sluice.datasvc.DataService/QueryChunks", req, &resp, co);
+    if (r.map_version > 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   EXPECT_EQ(r.status.code(), Code::kStaleMap) << r.status.ToString();
   EXPECT_GT(r.map_version, 1u);  // the server's own version (may lag mgmtd's)
   co.map_version = 0;  // no map: not checked
