@@ -33,7 +33,7 @@ class DataCluster {
       : servers_(servers), data_args_(std::move(data_args)), provider_(std::move(provider)) {
     mgmtd_port_ = test::FreePort();
     std::string text = "[cluster]\nname = \"datatest\"\nprovider = \"" + provider_ + "\"\nreplication = " + std::to_string(replication) +
-                       "\nchunk_size = \"1MiB\"\nlease_ms = 1000\nheartbeat_ms = 200\n"
+                       "\nchunk_size = \"1MiB\"\nlease_ms = 2500\nheartbeat_ms = 250\n"
                        "[mgmtd]\nhost = \"127.0.0.1\"\nport = " + std::to_string(mgmtd_port_) +
                        "\ndir = \"" + dir_.path() + "/mgmtd\"\n";
     // mgmtd wants a meta shard in the config; it never starts here.
