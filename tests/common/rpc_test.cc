@@ -277,6 +277,42 @@ TEST_P(RpcProcessTest, PayloadsInlineAndByRma) {
   free(mem);
 }
 
+// More calls with RMA payloads in flight to one server than it has receive
+// buffers: every one completes with its bytes. (The server used to keep a
+// request in its receive buffer until a handler took it; with > 32 calls in
+// flight the payloads the handlers waited for sat behind unread requests and
+// the connection hung.)
+TEST_P(RpcProcessTest, ManyRmaPayloadsInFlightAtOnce) {
+  constexpr int kCalls = 128;
+  constexpr size_t kLen = 64 << 10;  // above the inline threshold: moved by RMA
+  std::vector<std::vector<char>> out(kCalls), in(kCalls);
+  std::vector<EchoResponse> resps(kCalls);
+  std::atomic<int> done{0}, ok{0};
+  for (int i = 0; i < kCalls; i++) {
+    out[i].resize(kLen);
+    for (size_t k = 0; k < kLen; k++) out[i][k] = static_cast<char>(k * 31 + i);
+    in[i].assign(kLen, 0);
+    EchoRequest req;
+    req.set_data(std::to_string(i));
+    req.set_bulk(true);
+    req.set_want_crc(true);
+    CallOptions o;
+    o.timeout_ms = 30000;
+    o.send_payload = out[i].data();
+    o.send_len = kLen;
+    o.recv_buf = in[i].data();
+    o.recv_cap = kLen;
+    client_->CallAsync(peer_, kEcho, req, &resps[i], o, [&](const CallResult& r) {
+      if (r.status.ok() && r.payload_len == kLen) ok++;
+      done++;
+    });
+  }
+  for (int i = 0; i < 3000 && done < kCalls; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(done.load(), kCalls) << "calls still outstanding after 30 s: the connection hung";
+  EXPECT_EQ(ok.load(), kCalls);
+  for (int i = 0; i < kCalls; i++) EXPECT_EQ(0, std::memcmp(in[i].data(), out[i].data(), kLen)) << i;
+}
+
 TEST_P(RpcProcessTest, ErrorsCarryCodeAndMessage) {
   EchoRequest req;
   req.set_data("/a/b");
