@@ -7,6 +7,9 @@
 #include <rdma/fi_rma.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -62,18 +65,108 @@ std::string ShmName(const std::string& host, uint16_t port) {
   return "sluice_" + (host.empty() ? std::string("local") : host) + "_" + std::to_string(port);
 }
 
-// Client shm regions of processes that no longer exist (killed with -9)
-// would stay in /dev/shm forever; remove them.
+// A server's shm region is named per incarnation, "<stable>@<pid>_<random>",
+// where <stable> is ShmName(host, port). Reusing one name across a kill -9 and
+// restart let peers that still mapped the dead server's region write into the
+// new one with stale peer indexes, and the restarted server crashed inside
+// libfabric. A small pointer file "/dev/shm/<stable>.addr", locked (flock) for
+// as long as its server lives, holds the current region's address; clients
+// read it whenever they insert the stable name (after a failure, so a
+// restarted server is found again).
+constexpr char kShmPrefix[] = "fi_shm://";
+
+std::string ShmPointerPath(const std::string& stable) { return "/dev/shm/" + stable + ".addr"; }
+
+// The region name inside a raw shm address ("fi_shm://name\0" or "name\0").
+std::string ShmRegionName(std::string raw) {
+  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
+  if (raw.rfind(kShmPrefix, 0) == 0) raw.erase(0, sizeof kShmPrefix - 1);
+  return raw;
+}
+
+// The current address of the server behind a stable shm name, or `raw`
+// itself when it is not a stable server name or no server has published one.
+std::string ShmCurrentAddress(const std::string& raw) {
+  std::string name = ShmRegionName(raw);
+  if (name.rfind("sluice_", 0) != 0 || name.rfind("sluice_c_", 0) == 0 ||
+      name.find('@') != std::string::npos) {
+    return raw;
+  }
+  int fd = open(ShmPointerPath(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return raw;
+  char buf[512];
+  ssize_t n = pread(fd, buf, sizeof buf, 0);
+  close(fd);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) return raw;
+  std::string cur(buf, static_cast<size_t>(n));
+  // Only a complete address of this server's incarnation counts.
+  if (ShmRegionName(cur).rfind(name + "@", 0) != 0) return raw;
+  return cur;
+}
+
+// Regions of processes that no longer exist (killed with -9) would stay in
+// /dev/shm forever; remove them: clients' "sluice_c_<pid>_*" and servers'
+// "<stable>@<pid>_*".
 void SweepStaleShmRegions() {
   DIR* d = opendir("/dev/shm");
   if (!d) return;
   while (dirent* e = readdir(d)) {
     int pid = 0;
-    if (std::sscanf(e->d_name, "sluice_c_%d_", &pid) != 1 || pid <= 0) continue;
-    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    const char* at = std::strchr(e->d_name, '@');
+    if (std::strncmp(e->d_name, "sluice_", 7) != 0) continue;
+    size_t len = std::strlen(e->d_name);
+    if (len > 5 && std::strcmp(e->d_name + len - 5, ".addr") == 0) {
+      // A pointer file nobody holds locked belongs to a dead server.
+      std::string path = std::string("/dev/shm/") + e->d_name;
+      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(path.c_str());
+      close(fd);
+      continue;
+    }
+    if (std::sscanf(e->d_name, "sluice_c_%d_", &pid) != 1 &&
+        (at == nullptr || std::sscanf(at, "@%d_", &pid) != 1)) {
+      continue;
+    }
+    if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) continue;
     shm_unlink(e->d_name);
   }
   closedir(d);
+}
+
+// Takes the pointer file of a server's stable shm name (refusing when a live
+// server holds it) and removes the region of the incarnation it names, dead
+// since the lock was free. Returns the locked descriptor.
+Result<int> ClaimShmName(const std::string& stable, const std::string& where) {
+  std::string path = ShmPointerPath(stable);
+  int fd = -1;
+  // A sweeping peer may hold the lock for a moment, or unlink the file
+  // between our open and flock: retry briefly, and own only the file that
+  // is still at `path`.
+  for (int attempt = 0;; attempt++) {
+    fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status(Code::kUnavailable, "cannot open " + path + " for " + where + ": " + strerror(errno));
+    }
+    struct stat held{}, now{};
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      if (fstat(fd, &held) == 0 && stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino) break;
+    } else if (attempt >= 20) {
+      close(fd);
+      return Status(Code::kUnavailable, where + ": the address is in use by a running server (" +
+                                            path + " is locked)");
+    }
+    close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  char buf[512];
+  ssize_t n = pread(fd, buf, sizeof buf, 0);
+  if (n > 0 && static_cast<size_t>(n) < sizeof buf) {
+    std::string old = ShmRegionName(std::string(buf, static_cast<size_t>(n)));
+    if (old.rfind(stable + "@", 0) == 0) shm_unlink(old.c_str());
+  }
+  shm_unlink(stable.c_str());  // a region under the stable name itself (older Sluice)
+  return fd;
 }
 
 }  // namespace
@@ -204,7 +297,16 @@ Result<std::unique_ptr<Endpoint>> Endpoint::Open(const FabricOptions& options) {
     // reused (fi_enable then fails with EBUSY).
     std::string n;
     if (options.port != 0) {
-      n = ShmName(options.host, options.port);
+      SweepStaleShmRegions();
+      std::string stable = ShmName(options.host, options.port);
+      auto fd = ClaimShmName(stable, where + " at " + options.host + ":" + std::to_string(options.port));
+      if (!fd.ok()) return fd.status();
+      ep->shm_pointer_fd_ = fd.value();
+      ep->shm_pointer_path_ = ShmPointerPath(stable);
+      std::random_device rd;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "@%d_%08x", static_cast<int>(getpid()), rd());
+      n = stable + buf;
     } else {
       SweepStaleShmRegions();
       std::random_device rd;
@@ -228,6 +330,14 @@ Result<std::unique_ptr<Endpoint>> Endpoint::Open(const FabricOptions& options) {
   rc = fi_getname(&ep->ep_->fid, name, &name_len);
   if (rc) return Status(Code::kUnavailable, FiError(("fi_getname for " + where).c_str(), rc));
   ep->name_.assign(name, name_len);
+  if (ep->shm_pointer_fd_ >= 0) {
+    // Publish the incarnation's address last, once peers can reach it.
+    if (ftruncate(ep->shm_pointer_fd_, 0) != 0 ||
+        pwrite(ep->shm_pointer_fd_, ep->name_.data(), ep->name_.size(), 0) !=
+            static_cast<ssize_t>(ep->name_.size())) {
+      return Status(Code::kUnavailable, "cannot write " + ep->shm_pointer_path_ + ": " + strerror(errno));
+    }
+  }
   ep->inject_size_ = info->tx_attr ? info->tx_attr->inject_size : 0;
   return ep;
 }
@@ -240,6 +350,10 @@ Endpoint::~Endpoint() {
   if (domain_) fi_close(&domain_->fid);
   if (fabric_) fi_close(&fabric_->fid);
   if (info_) fi_freeinfo(info_);
+  if (shm_pointer_fd_ >= 0) {
+    unlink(shm_pointer_path_.c_str());  // still locked: no other server owns it
+    close(shm_pointer_fd_);
+  }
 }
 
 void Endpoint::Start() {
@@ -353,7 +467,8 @@ Result<std::string> Endpoint::Resolve(const std::string& host, uint16_t port) co
   return raw;
 }
 
-Result<fi_addr_t> Endpoint::Insert(const std::string& raw_address) {
+Result<fi_addr_t> Endpoint::Insert(const std::string& peer_address) {
+  std::string raw_address = IsShm(provider_) ? ShmCurrentAddress(peer_address) : peer_address;
   std::lock_guard<std::mutex> l(av_mu_);
   auto it = av_cache_.find(raw_address);
   if (it != av_cache_.end()) return it->second;

@@ -115,6 +115,8 @@ class Endpoint {
   // Resolves "host:port" (or an shm name) into a raw address for Insert().
   Result<std::string> Resolve(const std::string& host, uint16_t port) const;
   // Inserts a raw address into the address vector (cached), returning its fi_addr.
+  // On shm a server's stable name maps to its current incarnation's region,
+  // read again on every call (so call it again after a peer failed).
   Result<fi_addr_t> Insert(const std::string& raw_address);
   // Forgets a peer. Beware: libfabric 1.17's tcp provider crashes in a later
   // fi_send to a removed address that is inserted again; the RPC layer keeps
@@ -155,6 +157,9 @@ class Endpoint {
   size_t inject_size_ = 0;
   int cq_fd_ = -1;
   std::atomic<uint64_t> next_key_{1};  // CQ wait descriptor, or -1 when the CQ is polled
+
+  int shm_pointer_fd_ = -1;        // shm servers: the locked pointer file
+  std::string shm_pointer_path_;
 
   std::mutex av_mu_;
   std::unordered_map<std::string, fi_addr_t> av_cache_;

@@ -107,5 +107,47 @@ TEST(FabricErrors, UnknownProviderNamesIt) {
   EXPECT_NE(ep.status().message().find("nosuchprov"), std::string::npos) << ep.status().ToString();
 }
 
+// shm servers get a new region per incarnation; the stable "host:port" name
+// leads clients to whichever incarnation runs now, and only one may run.
+TEST(FabricShm, StableNameFollowsTheServerAcrossRestarts) {
+  uint16_t port = test::FreePort();
+  FabricOptions so{"shm", "127.0.0.1", port};
+  auto first = Endpoint::Open(so);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = Endpoint::Open(so);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos) << second.status().ToString();
+
+  auto client = Endpoint::Open(FabricOptions{"shm", "", 0});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto raw = (*client)->Resolve("127.0.0.1", port);
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  auto a1 = (*client)->Insert(*raw);
+  ASSERT_TRUE(a1.ok()) << a1.status().ToString();
+  std::string name1 = (*first)->name();
+  first->reset();
+
+  auto restarted = Endpoint::Open(so);
+  ASSERT_TRUE(restarted.ok()) << restarted.status().ToString();
+  EXPECT_NE((*restarted)->name(), name1);
+  auto a2 = (*client)->Insert(*raw);
+  ASSERT_TRUE(a2.ok()) << a2.status().ToString();
+  EXPECT_NE(*a1, *a2) << "the stable name must lead to the new incarnation";
+
+  // And the new incarnation receives what the client sends to it.
+  (*restarted)->Start();
+  (*client)->Start();
+  std::vector<char> sbuf(4096), cbuf(4096, 'x');
+  auto smr = (*restarted)->Register(sbuf.data(), sbuf.size());
+  auto cmr = (*client)->Register(cbuf.data(), cbuf.size());
+  ASSERT_TRUE(smr.ok() && cmr.ok());
+  Waiter recv, send;
+  ASSERT_TRUE((*restarted)->PostRecv(sbuf.data(), sbuf.size(), smr->desc(), &recv.op).ok());
+  ASSERT_TRUE((*client)->PostSend(*a2, cbuf.data(), 100, cmr->desc(), &send.op).ok());
+  ASSERT_TRUE(recv.Wait());
+  EXPECT_EQ(recv.len, 100u);
+  EXPECT_EQ(sbuf[99], 'x');
+}
+
 }  // namespace
 }  // namespace sluice::net
