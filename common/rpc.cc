@@ -185,11 +185,23 @@ bool RpcServer::AllocPayload(size_t len, PayloadBuffer* out, void** desc) const 
 void RpcServer::RegisterRaw(const std::string& full_name, RawHandler handler) {
   uint32_t id = MethodId(full_name);
   auto it = handlers_.find(id);
-  if (it != handlers_.end() && it->second.first != full_name) {
-    LOG_ERROR("method id collision: " + full_name + " and " + it->second.first);
+  if (it != handlers_.end() && it->second.name != full_name) {
+    LOG_ERROR("method id collision: " + full_name + " and " + it->second.name);
     std::abort();
   }
-  handlers_[id] = {full_name, std::move(handler)};
+  Method& m = handlers_[id];
+  m.name = full_name;
+  m.handler = std::move(handler);
+}
+
+void RpcServer::RegisterInlineRaw(const std::string& full_name, RawHandler handler) {
+  auto it = handlers_.find(MethodId(full_name));
+  if (it == handlers_.end() || it->second.name != full_name) {
+    LOG_ERROR("inline handler for " + full_name + " registered before the method itself");
+    std::abort();
+  }
+  it->second.inline_handler = std::move(handler);
+  has_inline_ = true;
 }
 
 Status RpcServer::Start() {
@@ -245,6 +257,11 @@ void RpcServer::OnRecv(RecvSlot* slot, Status st, size_t len) {
     Repost(slot);
     return;
   }
+  // Small read-only requests may be answered right here (RegisterInline).
+  if (has_inline_ && Process(slot->buf.data(), len, /*inline_only=*/true)) {
+    Repost(slot);
+    return;
+  }
   // Requests are copied out and the buffer goes back at once: the transport
   // must keep reading a peer's stream, which also carries the payloads that
   // handlers are waiting for (RMA reads). Held receive buffers would stall
@@ -291,47 +308,50 @@ void RpcServer::WorkerLoop() {
   }
 }
 
-void RpcServer::Process(const char* data, size_t len) {
+bool RpcServer::Process(const char* data, size_t len, bool inline_only) {
   uint64_t recv_ns = NowNanos();
   auto frame = DecodeFrame(data, len);
   RequestHeader h;
   if (!frame.ok()) {
     stats_.bad_frames++;
     LOG_WARN("dropped frame of " + std::to_string(len) + " bytes: " + frame.status().message());
-    return;
+    return true;
   }
   if (frame->kind != FrameKind::kRequest && frame->kind != FrameKind::kPing) {
     stats_.bad_frames++;
     LOG_WARN("dropped frame: a server accepts requests and pings, got kind " +
              std::to_string(static_cast<int>(frame->kind)));
-    return;
+    return true;
   }
   if (!h.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size())) ||
       h.reply_to().empty()) {
     stats_.bad_frames++;
     LOG_WARN("dropped frame: request header (" + std::to_string(frame->header.size()) +
              " bytes) is not a valid RequestHeader with a reply address");
-    return;
+    return true;
   }
   auto dest = ep_->Insert(h.reply_to());
   if (!dest.ok()) {
     stats_.bad_frames++;
     LOG_WARN("dropped request " + std::to_string(h.request_id()) + ": " + dest.status().message());
-    return;
+    return true;
   }
   if (frame->kind == FrameKind::kPing) {
     stats_.pings++;
     Reply(*dest, h.request_id(), Status::Ok(), "", nullptr, &h, FrameKind::kPong);
-    return;
+    return true;
+  }
+  auto it = handlers_.find(h.method_id());
+  if (inline_only && (it == handlers_.end() || !it->second.inline_handler || h.bulk_in().len() > 0)) {
+    return false;
   }
   stats_.requests++;
-  auto it = handlers_.find(h.method_id());
   if (it == handlers_.end()) {
     Reply(*dest, h.request_id(),
           Status(Code::kUnsupported, "unknown method id " + Hex32(h.method_id()) +
                                          " (is the server older than the client?)"),
           "", nullptr, &h);
-    return;
+    return true;
   }
   CallContext ctx;
   ctx.header_ = &h;
@@ -339,7 +359,8 @@ void RpcServer::Process(const char* data, size_t len) {
   ctx.server_ = this;
   ctx.inline_threshold_ = options_.inline_threshold;
   if (h.deadline_ms() > 0) ctx.deadline_ns_ = recv_ns + uint64_t{h.deadline_ms()} * 1000000;
-  const std::string& method = it->second.first;
+  ctx.inline_ = inline_only;
+  const std::string& method = it->second.name;
   Status st;
   std::string body;
   if (options_.authenticate) st = options_.authenticate(h.credential(), method);
@@ -385,9 +406,14 @@ void RpcServer::Process(const char* data, size_t len) {
   } else {
     ctx.request_payload_ = frame->payload;
   }
-  if (st.ok()) st = it->second.second(ctx, frame->body, &body);
+  if (st.ok()) st = (inline_only ? it->second.inline_handler : it->second.handler)(ctx, frame->body, &body);
+  if (ctx.deferred_) {
+    stats_.requests--;  // counted again by the worker
+    return false;
+  }
   if (!st.ok()) stats_.errors++;
   Reply(*dest, h.request_id(), st, st.ok() ? body : std::string(), &ctx, &h);
+  return true;
 }
 
 void RpcServer::Reply(fi_addr_t dest, uint64_t request_id, const Status& status,

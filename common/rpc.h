@@ -75,6 +75,13 @@ class CallContext {
   void SetResponsePayload(const void* p, size_t n);
   // The map version the server reports back (0 = leave unset).
   void set_map_version(uint64_t v) { response_map_version_ = v; }
+  // From an inline handler (RpcServer::RegisterInline): hand this request
+  // to a worker instead; return the result as the handler's status.
+  Status Defer() {
+    deferred_ = true;
+    return Status(Code::kBusy, "deferred to a worker");
+  }
+  bool on_progress_thread() const { return inline_; }
   // Capacity of the caller's receive buffer (payloads larger fail with TOO_BIG).
   uint64_t response_capacity() const;
 
@@ -95,6 +102,8 @@ class CallContext {
   size_t response_payload_len_ = 0;
   uint64_t response_map_version_ = 0;
   size_t inline_threshold_ = 0;
+  bool inline_ = false;
+  bool deferred_ = false;
 };
 
 // A raw handler: parses `body`, fills `response_body` (serialized message).
@@ -122,8 +131,27 @@ class RpcServer {
   template <typename Req, typename Resp>
   void Register(const std::string& full_name,
                 std::function<Status(CallContext&, const Req&, Resp*)> handler) {
-    RegisterRaw(full_name, [full_name, handler](CallContext& ctx, std::string_view body,
-                                                std::string* out) -> Status {
+    RegisterRaw(full_name, Wrap<Req, Resp>(full_name, std::move(handler)));
+  }
+  // Registers a second handler for a method already registered, run on the
+  // endpoint's progress thread as the request arrives (no hand-off to a
+  // worker: the cost of a small read-only call halves). It must be quick and
+  // must not wait on anything; when it cannot answer alone it returns
+  // ctx.Defer() and the request goes to a worker's handler as usual.
+  // Requests with an RMA payload always go to a worker.
+  void RegisterInlineRaw(const std::string& full_name, RawHandler handler);
+  template <typename Req, typename Resp>
+  void RegisterInline(const std::string& full_name,
+                      std::function<Status(CallContext&, const Req&, Resp*)> handler) {
+    RegisterInlineRaw(full_name, Wrap<Req, Resp>(full_name, std::move(handler)));
+  }
+
+ private:
+  template <typename Req, typename Resp>
+  static RawHandler Wrap(const std::string& full_name,
+                         std::function<Status(CallContext&, const Req&, Resp*)> handler) {
+    return [full_name, handler](CallContext& ctx, std::string_view body,
+                                std::string* out) -> Status {
       Req req;
       if (!req.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
         return Status(Code::kProtocol, "request body of " + full_name + " (" +
@@ -134,8 +162,10 @@ class RpcServer {
       Status st = handler(ctx, req, &resp);
       if (st.ok()) resp.SerializeToString(out);
       return st;
-    });
+    };
   }
+
+ public:
 
   // Registers [addr, addr+len) with the endpoint, for payload buffers (see
   // SetPayloadAllocator); deregistered when the server is destroyed.
@@ -161,7 +191,9 @@ class RpcServer {
   RpcServer() = default;
   void OnRecv(RecvSlot* slot, Status st, size_t len);
   void WorkerLoop();
-  void Process(const char* frame, size_t len);
+  // Handles one frame. With `inline_only`, only what an inline handler can
+  // answer: returns false (nothing sent) when the frame must go to a worker.
+  bool Process(const char* frame, size_t len, bool inline_only = false);
   void Repost(RecvSlot* slot);
   void Reply(fi_addr_t dest, uint64_t request_id, const Status& st, const std::string& body,
              CallContext* ctx, const RequestHeader* req, FrameKind kind = FrameKind::kResponse);
@@ -175,7 +207,13 @@ class RpcServer {
   std::unique_ptr<net::BufferPool> pool_;
   std::vector<std::unique_ptr<net::MemoryRegion>> user_regions_;  // RegisterMemory
   std::function<PayloadBuffer(size_t)> payload_alloc_;
-  std::unordered_map<uint32_t, std::pair<std::string, RawHandler>> handlers_;
+  struct Method {
+    std::string name;
+    RawHandler handler;
+    RawHandler inline_handler;  // may be empty
+  };
+  std::unordered_map<uint32_t, Method> handlers_;
+  bool has_inline_ = false;
   std::vector<std::unique_ptr<RecvSlot>> slots_;
 
   std::mutex mu_;

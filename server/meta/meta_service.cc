@@ -16,25 +16,35 @@ void MetaService::SetMapVersion(uint64_t version) {
 }
 
 template <typename Req, typename Resp, typename Fn>
-void MetaService::Add(rpc::RpcServer* server, const char* method, Fn fn) {
-  server->Register<Req, Resp>(
-      MetaMethod(method),
-      [this, method, fn](rpc::CallContext& ctx, const Req& req, Resp* resp) -> Status {
-        const uint64_t known = map_version_.load();
-        ctx.set_map_version(known);
-        if (ctx.map_version() != 0 && ctx.map_version() < known) {
-          stats_.stale_refused++;
-          return Status(Code::kStaleMap,
-                        std::string(method) + " on meta shard " + std::to_string(store_->shard_id()) +
-                            ": request built against cluster map version " +
-                            std::to_string(ctx.map_version()) + ", shard knows version " +
-                            std::to_string(known) + "; refresh the map and retry");
-        }
-        if (!hook_) return fn(req, resp);
-        hook_(method, false, Status::Ok());
-        Status st = fn(req, resp);
-        hook_(method, true, st);
-        return st;
+void MetaService::Add(rpc::RpcServer* server, const char* method, Fn fn, bool read_only) {
+  auto run = [this, method, fn](rpc::CallContext& ctx, const Req& req, Resp* resp) -> Status {
+    const uint64_t known = map_version_.load();
+    ctx.set_map_version(known);
+    if (ctx.map_version() != 0 && ctx.map_version() < known) {
+      stats_.stale_refused++;
+      return Status(Code::kStaleMap,
+                    std::string(method) + " on meta shard " + std::to_string(store_->shard_id()) +
+                        ": request built against cluster map version " +
+                        std::to_string(ctx.map_version()) + ", shard knows version " +
+                        std::to_string(known) + "; refresh the map and retry");
+    }
+    if (!hook_) return fn(req, resp);
+    hook_(method, false, Status::Ok());
+    Status st = fn(req, resp);
+    hook_(method, true, st);
+    return st;
+  };
+  server->Register<Req, Resp>(MetaMethod(method), run);
+  if (!read_only) return;
+  // Read-only calls are answered on the progress thread as they arrive,
+  // unless they need another shard (or a test hook watches calls): then a
+  // worker answers them.
+  server->RegisterInline<Req, Resp>(
+      MetaMethod(method), [this, run](rpc::CallContext& ctx, const Req& req, Resp* resp) -> Status {
+        if (hook_) return ctx.Defer();
+        MetaStore::LocalOnlyScope local;
+        Status st = run(ctx, req, resp);
+        return local.needed_peer() ? ctx.Defer() : st;
       });
 }
 
@@ -54,6 +64,8 @@ Status MetaService::Unlink(const UnlinkRequest& req) {
 }
 
 namespace {
+constexpr bool kReadOnly = true;
+
 Status NotCoordinator(uint32_t shard, const char* what) {
   return Status(Code::kUnsupported, std::string(what) + ": meta shard " + std::to_string(shard) +
                                         " is not the coordinator shard (shard 0)");
@@ -65,7 +77,7 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
   Add<LookupRequest, LookupResponse>(server, "Lookup", [s](const LookupRequest& q, LookupResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_attr(), s->Lookup(q.caller(), q.parent(), q.name()));
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<LookupBatchRequest, LookupBatchResponse>(server, "LookupBatch", [s](const LookupBatchRequest& q, LookupBatchResponse* r) {
     if (static_cast<size_t>(q.items_size()) > kMaxLookupBatch) {
       return Status(Code::kInvalid, "LookupBatch of " + std::to_string(q.items_size()) +
@@ -84,11 +96,11 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
       }
     }
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<GetAttrRequest, GetAttrResponse>(server, "GetAttr", [s](const GetAttrRequest& q, GetAttrResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_attr(), s->GetAttr(q.ino()));
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<SetAttrRequest, SetAttrResponse>(server, "SetAttr", [s](const SetAttrRequest& q, SetAttrResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_attr(), s->SetAttr(q));
     return Status::Ok();
@@ -112,7 +124,7 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
   Add<ReadlinkRequest, ReadlinkResponse>(server, "Readlink", [s](const ReadlinkRequest& q, ReadlinkResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_target(), s->Readlink(q.ino()));
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<UnlinkRequest, UnlinkResponse>(server, "Unlink", [this](const UnlinkRequest& q, UnlinkResponse*) {
     return Unlink(q);
   });
@@ -147,11 +159,11 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
     r->set_bytes(f.bytes);
     r->set_dentries(f.dentries);
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<GetXattrRequest, GetXattrResponse>(server, "GetXattr", [s](const GetXattrRequest& q, GetXattrResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_value(), s->GetXattr(q.caller(), q.ino(), q.name()));
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<SetXattrRequest, SetXattrResponse>(server, "SetXattr", [s](const SetXattrRequest& q, SetXattrResponse*) {
     return s->SetXattr(q.caller(), q.ino(), q.name(), q.value(), q.flags());
   });
@@ -159,7 +171,7 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
     SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> names, s->ListXattr(q.caller(), q.ino()));
     for (auto& n : names) r->add_names(std::move(n));
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<RemoveXattrRequest, RemoveXattrResponse>(server, "RemoveXattr", [s](const RemoveXattrRequest& q, RemoveXattrResponse*) {
     return s->RemoveXattr(q.caller(), q.ino(), q.name());
   });
@@ -174,7 +186,7 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
   Add<DirStatsRequest, DirStatsResponse>(server, "DirStats", [s](const DirStatsRequest& q, DirStatsResponse* r) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_stats(), s->GetDirStats(q.dir()));
     return Status::Ok();
-  });
+  }, kReadOnly);
   Add<ForgetDirRequest, ForgetDirResponse>(server, "ForgetDir", [s](const ForgetDirRequest& q, ForgetDirResponse*) {
     s->ForgetDir(q.dir());
     return Status::Ok();

@@ -61,7 +61,9 @@ class MetaService {
 
  private:
   template <typename Req, typename Resp, typename Fn>
-  void Add(rpc::RpcServer* server, const char* method, Fn fn);
+  // Registers `method`; `read_only` ones are also tried on the RPC progress
+  // thread first (RpcServer::RegisterInline).
+  void Add(rpc::RpcServer* server, const char* method, Fn fn, bool read_only = false);
   Status Unlink(const UnlinkRequest& req);
 
   MetaStore* store_;

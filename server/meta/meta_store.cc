@@ -522,9 +522,25 @@ Result<InodeAttr> MetaStore::ReadLocalInode(uint64_t ino) {
   return attr;
 }
 
+namespace {
+thread_local bool tls_local_only = false;
+thread_local bool tls_needed_peer = false;
+}  // namespace
+
+MetaStore::LocalOnlyScope::LocalOnlyScope() {
+  tls_local_only = true;
+  tls_needed_peer = false;
+}
+MetaStore::LocalOnlyScope::~LocalOnlyScope() { tls_local_only = false; }
+bool MetaStore::LocalOnlyScope::needed_peer() const { return tls_needed_peer; }
+
 Result<InodeAttr> MetaStore::ReadInode(uint64_t ino) {
   uint32_t s = InodeShard(ino);
   if (s == shard_id()) return ReadLocalInode(ino);
+  if (tls_local_only) {
+    tls_needed_peer = true;
+    return Status(Code::kBusy, "inode " + InoString(ino) + " is on shard " + std::to_string(s));
+  }
   if (s >= num_shards()) {
     return Status(Code::kNotFound, "inode " + InoString(ino) + " names shard " +
                                        std::to_string(s) + " but the cluster has " +

@@ -88,6 +88,18 @@ struct MetaStoreStats {
 
 class MetaStore {
  public:
+  // While one lives on a thread, reads there that would ask another shard
+  // fail at once (kBusy) and needed_peer() turns true: the RPC progress
+  // thread answers what this shard can answer alone and hands the rest on.
+  class LocalOnlyScope {
+   public:
+    LocalOnlyScope();
+    ~LocalOnlyScope();
+    LocalOnlyScope(const LocalOnlyScope&) = delete;
+    LocalOnlyScope& operator=(const LocalOnlyScope&) = delete;
+    bool needed_peer() const;
+  };
+
   // Opens (or creates) the shard at `path`. Refuses (kInvalid) a database
   // formatted as another shard id or for another shard count. Prepared
   // transactions found on disk keep their keys held until the coordinator

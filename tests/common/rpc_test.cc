@@ -162,6 +162,58 @@ TEST(Dispatch, BoundedWorkersAndUnknownMethod) {
   EXPECT_NE(r.status.message().find("unknown method"), std::string::npos) << r.status.ToString();
 }
 
+// Inline handlers run on the progress thread; one that defers hands the
+// request to a worker's handler, which then answers it.
+TEST(Dispatch, InlineHandlersAnswerOrDefer) {
+  uint16_t port = test::FreePort();
+  ServerOptions so;
+  so.fabric = {"tcp", "127.0.0.1", port};
+  so.workers = 1;
+  auto server = RpcServer::Create(so);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  std::atomic<int> by_worker{0}, inline_calls{0};
+  (*server)->Register<EchoRequest, EchoResponse>(
+      kEcho, [&](CallContext& ctx, const EchoRequest& req, EchoResponse* resp) {
+        EXPECT_FALSE(ctx.on_progress_thread());
+        by_worker++;
+        resp->set_data("worker:" + req.data());
+        return Status::Ok();
+      });
+  (*server)->RegisterInline<EchoRequest, EchoResponse>(
+      kEcho, [&](CallContext& ctx, const EchoRequest& req, EchoResponse* resp) {
+        EXPECT_TRUE(ctx.on_progress_thread());
+        inline_calls++;
+        if (req.data() == "defer") return ctx.Defer();
+        if (req.data() == "fail") return Status(Code::kNotFound, "no such thing inline");
+        resp->set_data("inline:" + req.data());
+        return Status::Ok();
+      });
+  ASSERT_TRUE((*server)->Start().ok());
+  ClientOptions co;
+  co.fabric.provider = "tcp";
+  auto client = RpcClient::Create(co);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto peer = (*client)->Resolve("127.0.0.1", port);
+  ASSERT_TRUE(peer.ok());
+  auto call = [&](const std::string& data, EchoResponse* resp) {
+    EchoRequest req;
+    req.set_data(data);
+    return (*client)->Call(*peer, kEcho, req, resp, CallOptions{5000});
+  };
+  EchoResponse r1, r2, r3;
+  ASSERT_TRUE(call("a", &r1).status.ok());
+  EXPECT_EQ(r1.data(), "inline:a");
+  EXPECT_EQ(by_worker.load(), 0);
+  ASSERT_TRUE(call("defer", &r2).status.ok());
+  EXPECT_EQ(r2.data(), "worker:defer");
+  EXPECT_EQ(by_worker.load(), 1);
+  auto bad = call("fail", &r3);
+  EXPECT_EQ(bad.status.code(), Code::kNotFound);
+  EXPECT_NE(bad.status.message().find("no such thing inline"), std::string::npos);
+  EXPECT_EQ(inline_calls.load(), 3);
+  EXPECT_EQ((*server)->stats().requests.load(), 3u);
+}
+
 // ------------------------------------------- two processes, per provider --
 
 class RpcProcessTest : public ::testing::TestWithParam<std::string> {
