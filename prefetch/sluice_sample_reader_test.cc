@@ -29,31 +29,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One cluster for the suite (tests/common LocalCluster: temp dir, free
-// ports); deleting it stops the cluster and kills leftover pids.
-test::LocalCluster* g_cluster = nullptr;
-std::string g_dir, g_cfg;
-
-class SluiceReaderTest : public ::testing::Test {
+// One cluster for the suite (test::LocalClusterSuite: temp dir, free ports),
+// stopped, with leftover pids killed, even when a test fails.
+class SluiceReaderTest : public test::LocalClusterSuite<SluiceReaderTest> {
  public:
-  static void SetUpTestSuite() {
-    g_cluster = new test::LocalCluster();
+  static test::LocalCluster::Options ClusterOptions() {
     test::LocalCluster::Options o;
     o.name = "prefetchsluice";
-    std::string error;
-    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
-    g_dir = g_cluster->dir();
-    g_cfg = g_cluster->config();
-  }
-  static void TearDownTestSuite() {
-    delete g_cluster;
-    g_cluster = nullptr;
+    return o;
   }
 
  protected:
-  void SetUp() override {
+  void SetUpWithCluster() override {
+    dir_ = cluster().dir();
     client::ClientOptions o;
-    o.cluster = g_cfg;
+    o.cluster = cluster().config();
     auto c = client::Client::Connect(o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     client_ = std::shared_ptr<client::Client>(std::move(c.value()));
@@ -62,7 +52,7 @@ class SluiceReaderTest : public ::testing::Test {
   // Writes root/<class>/<sample> locally and /<name>/<class>/<sample> in Sluice.
   void WriteDataSet(const std::string& name, int classes, int per_class, uint64_t seed) {
     std::mt19937_64 rng(seed);
-    std::string local = g_dir + "/mnt/" + name;
+    std::string local = dir_ + "/mnt/" + name;
     ASSERT_TRUE(client_->Mkdir("/" + name, 0755).ok());
     for (int c = 0; c < classes; ++c) {
       std::string cls = "class" + std::to_string(c);
@@ -88,6 +78,7 @@ class SluiceReaderTest : public ::testing::Test {
     }
   }
 
+  std::string dir_;
   std::shared_ptr<client::Client> client_;
 };
 
@@ -121,7 +112,7 @@ Result<std::vector<Seen>> RunLoader(std::shared_ptr<const Dataset> ds, LoaderOpt
 
 TEST_F(SluiceReaderTest, LoaderYieldsTheSameBatchesAsTheUringReader) {
   WriteDataSet("ds", 3, 23, 7);
-  auto ds = OpenFolderDataset(g_dir + "/mnt/ds", DatasetOptions{});
+  auto ds = OpenFolderDataset(dir_ + "/mnt/ds", DatasetOptions{});
   ASSERT_TRUE(ds.ok()) << ds.status().ToString();
   std::shared_ptr<const Dataset> dataset(std::move(ds.value()));
   ASSERT_EQ(dataset->files().size(), 69u);
@@ -136,7 +127,7 @@ TEST_F(SluiceReaderTest, LoaderYieldsTheSameBatchesAsTheUringReader) {
   auto uring = RunLoader(dataset, o, 2);
   ASSERT_TRUE(uring.ok()) << uring.status().ToString();
 
-  o.reader_factory = SluiceSampleReaderFactory(client_, {.mount_prefix = g_dir + "/mnt", .open = nullptr});
+  o.reader_factory = SluiceSampleReaderFactory(client_, {.mount_prefix = dir_ + "/mnt", .open = nullptr});
   uint64_t before = client_->stats().bytes_read.load();
   auto native = RunLoader(dataset, o, 2);
   ASSERT_TRUE(native.ok()) << native.status().ToString();
@@ -157,7 +148,7 @@ TEST_F(SluiceReaderTest, LoaderYieldsTheSameBatchesAsTheUringReader) {
 
 TEST_F(SluiceReaderTest, ErrorsNameTheFile) {
   WriteDataSet("ds2", 1, 3, 9);
-  std::string mnt = g_dir + "/mnt";
+  std::string mnt = dir_ + "/mnt";
   std::vector<std::string> files = {mnt + "/ds2/class0/s0.bin", mnt + "/ds2/class0/missing.bin",
                                     "/elsewhere/x.bin", mnt + "/ds2/class0/s1.bin"};
   auto r = NewSluiceSampleReader(client_, files, {.mount_prefix = mnt, .open = nullptr});
@@ -190,7 +181,7 @@ TEST_F(SluiceReaderTest, NativeDataSetEqualsTheLocalCopy) {
   EXPECT_STREQ(native->dataset->kind(), "folder");
   ASSERT_EQ(native->dataset->size(), 22u);
   EXPECT_EQ(native->dataset->files()[0], "sluice:///ds3/class0/s0.bin");
-  auto local = OpenFolderDataset(g_dir + "/mnt/ds3", DatasetOptions{});
+  auto local = OpenFolderDataset(dir_ + "/mnt/ds3", DatasetOptions{});
   ASSERT_TRUE(local.ok()) << local.status().ToString();
 
   LoaderOptions o;

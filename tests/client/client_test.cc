@@ -26,36 +26,27 @@ namespace {
 
 using test::FreePort;
 
-// One cluster for the suite; its destructor stops it even when a test fails.
-test::LocalCluster* g_cluster = nullptr;
-std::string g_cfg;
-
-class ClientTest : public ::testing::Test {
+// One cluster for the suite (test::LocalClusterSuite), stopped even when a test fails.
+class ClientTest : public test::LocalClusterSuite<ClientTest> {
  public:
-  static void SetUpTestSuite() {
-    g_cluster = new test::LocalCluster();
+  static test::LocalCluster::Options ClusterOptions() {
     test::LocalCluster::Options o;
     o.name = "clienttest";
-    std::string error;
-    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
-    g_cfg = g_cluster->config();
-  }
-  static void TearDownTestSuite() {
-    delete g_cluster;
-    g_cluster = nullptr;
+    return o;
   }
 
  protected:
-  void SetUp() override {
+  static const std::string& Cfg() { return cluster().config(); }
+  void SetUpWithCluster() override {
     ClientOptions o;
-    o.cluster = g_cfg;
+    o.cluster = Cfg();
     auto c = Client::Connect(o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     c_ = std::move(c.value());
   }
   std::unique_ptr<Client> Second() {
     ClientOptions o;
-    o.cluster = g_cfg;
+    o.cluster = Cfg();
     auto c = Client::Connect(o);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(c.value()) : nullptr;
@@ -277,7 +268,7 @@ TEST_F(ClientTest, DirectoryCacheServesRepeatWalksAndExpires) {
 
   // Another client replaces a directory this one has cached.
   ClientOptions o;
-  o.cluster = g_cfg;
+  o.cluster = Cfg();
   o.dir_cache_ms = 300;
   auto a = Client::Connect(o);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
@@ -331,7 +322,7 @@ int CountEntry(const char*, uint32_t, void* arg) {
 
 TEST_F(ClientTest, CApi) {
   sluice_client_t* c = nullptr;
-  ASSERT_EQ(sluice_connect(g_cfg.c_str(), nullptr, nullptr, &c), 0) << sluice_last_error();
+  ASSERT_EQ(sluice_connect(Cfg().c_str(), nullptr, nullptr, &c), 0) << sluice_last_error();
   EXPECT_EQ(sluice_mkdir(c, "/capi", 0755), 0);
   EXPECT_EQ(sluice_mkdir(c, "/capi", 0755), -EEXIST);
   sluice_file_t* f = nullptr;

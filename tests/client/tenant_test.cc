@@ -19,30 +19,22 @@
 namespace sluice::client {
 namespace {
 
-test::LocalCluster* g_cluster = nullptr;
-
-class TenantTest : public ::testing::Test {
+class TenantTest : public test::LocalClusterSuite<TenantTest> {
  public:
-  static void SetUpTestSuite() {
-    g_cluster = new test::LocalCluster();
+  static test::LocalCluster::Options ClusterOptions() {
     test::LocalCluster::Options o;
     o.name = "tenanttest";
     o.data_servers = 2;
     o.meta_servers = 2;
     o.tenants = {"alpha", "beta"};
-    std::string error;
-    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
-  }
-  static void TearDownTestSuite() {
-    delete g_cluster;
-    g_cluster = nullptr;
+    return o;
   }
 
  protected:
   static Result<std::unique_ptr<Client>> As(const std::string& tenant, const std::string& secret_file,
                                             const std::string& secret = "") {
     ClientOptions o;
-    o.cluster = g_cluster->config();
+    o.cluster = cluster().config();
     o.tenant = tenant;
     o.secret_file = secret_file;
     o.secret = secret;
@@ -64,7 +56,7 @@ class TenantTest : public ::testing::Test {
 };
 
 TEST_F(TenantTest, RightSecretWorksAndWrongOnesAreRefusedWhileOthersAreServed) {
-  auto good = As("alpha", g_cluster->SecretFile("alpha"));
+  auto good = As("alpha", cluster().SecretFile("alpha"));
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   WriteAndCheck(good->get(), "/alpha-before", "written before the refusals");
 
@@ -76,11 +68,11 @@ TEST_F(TenantTest, RightSecretWorksAndWrongOnesAreRefusedWhileOthersAreServed) {
   EXPECT_NE(wrong.status().message().find("mgmtd at"), std::string::npos) << "names the server";
 
   // beta's secret file presented as alpha's.
-  auto swapped = As("alpha", g_cluster->SecretFile("beta"));
+  auto swapped = As("alpha", cluster().SecretFile("beta"));
   ASSERT_FALSE(swapped.ok());
   EXPECT_EQ(swapped.status().code(), Code::kPermission);
 
-  auto unknown = As("gamma", g_cluster->SecretFile("beta"));
+  auto unknown = As("gamma", cluster().SecretFile("beta"));
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("unknown tenant 'gamma'"), std::string::npos)
       << unknown.status().ToString();
@@ -93,7 +85,7 @@ TEST_F(TenantTest, RightSecretWorksAndWrongOnesAreRefusedWhileOthersAreServed) {
   EXPECT_NE(none.status().message().find("no tenant credential"), std::string::npos) << none.status().ToString();
 
   // The other tenant works, and the first client's data is intact.
-  auto beta = As("beta", g_cluster->SecretFile("beta"));
+  auto beta = As("beta", cluster().SecretFile("beta"));
   ASSERT_TRUE(beta.ok()) << beta.status().ToString();
   WriteAndCheck(beta->get(), "/beta-after", "beta writes after the refusals");
   WriteAndCheck(good->get(), "/alpha-after", "alpha still served");
@@ -103,12 +95,12 @@ TEST_F(TenantTest, RightSecretWorksAndWrongOnesAreRefusedWhileOthersAreServed) {
 }
 
 TEST_F(TenantTest, ATenantCannotCallServerOnlyMethods) {
-  auto cfg = LoadClusterConfig(g_cluster->config());
+  auto cfg = LoadClusterConfig(cluster().config());
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
   rpc::ClientOptions co;
   co.fabric.provider = cfg->provider;
   co.credential.set_tenant("alpha");
-  auto secret = test::RunCommand("cat " + g_cluster->SecretFile("alpha"));
+  auto secret = test::RunCommand("cat " + cluster().SecretFile("alpha"));
   ASSERT_EQ(secret.exit_code, 0);
   while (!secret.text.empty() && secret.text.back() == '\n') secret.text.pop_back();
   co.credential.set_secret(secret.text);
@@ -129,7 +121,7 @@ TEST_F(TenantTest, ATenantCannotCallServerOnlyMethods) {
   EXPECT_EQ(r.status.code(), Code::kPermission) << r.status.ToString();
   EXPECT_NE(r.status.message().find("reserved for the cluster"), std::string::npos) << r.status.ToString();
   // The map is unchanged and every server still serving.
-  auto status = g_cluster->Cli("cluster status");
+  auto status = cluster().Cli("cluster status");
   EXPECT_EQ(status.exit_code, 0) << status.text;
 }
 

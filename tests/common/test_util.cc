@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,8 +50,19 @@ TempDir::~TempDir() {
 
 Child Child::Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
   Child c;
+  // Everything the child needs is made before fork: after it, only
+  // async-signal-safe calls (the test may have other threads).
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    // Die with the test, even when it is SIGKILLed (a ctest timeout) and no
+    // destructor runs. If the parent died before prctl, it is already gone:
+    // the child was reparented and getppid() no longer names it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     if (!log_path.empty()) {
       int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
@@ -59,9 +71,6 @@ Child Child::Spawn(const std::vector<std::string>& argv, const std::string& log_
         close(fd);
       }
     }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }
@@ -201,6 +210,17 @@ void LocalCluster::Stop() {
     if (p >> pid && pid > 0) kill(pid, SIGKILL);
   }
 }
+
+void SuiteCluster::Start(const LocalCluster::Options& options) {
+  cluster_ = std::make_unique<LocalCluster>();
+  error_.clear();
+  if (!cluster_->Start(options, &error_)) {
+    cluster_.reset();  // stops whatever did start
+    if (error_.empty()) error_ = "LocalCluster::Start failed without a message";
+  }
+}
+
+void SuiteCluster::Stop() { cluster_.reset(); }
 
 std::string LocalCluster::SecretFile(const std::string& tenant) const {
   return dir() + "/secrets/" + tenant + ".secret";

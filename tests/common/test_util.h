@@ -4,7 +4,10 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,9 @@ class TempDir {
 };
 
 // A child process; SIGKILLed and reaped on destruction unless already reaped.
+// It is also SIGKILLed by the kernel when the thread that spawned it exits
+// (PR_SET_PDEATHSIG), so it cannot outlive a test killed by a timeout or a
+// crash; spawn from the test's main thread, not a short-lived helper thread.
 class Child {
  public:
   // Starts argv[0] with argv; stdout/stderr go to `log_path` if given.
@@ -93,6 +99,53 @@ class LocalCluster {
   TempDir dir_;
   std::string config_;
   bool started_ = false;
+};
+
+// The LocalCluster of one test suite and, when it is missing, why.
+class SuiteCluster {
+ public:
+  // Starts a new cluster; on failure keeps the error and stops what started.
+  void Start(const LocalCluster::Options& options);
+  void Stop();
+  LocalCluster* get() const { return cluster_.get(); }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::unique_ptr<LocalCluster> cluster_;
+  std::string error_;
+};
+
+// A fixture base whose suite shares one LocalCluster, started once before the
+// suite's first test from `static LocalCluster::Options Suite::ClusterOptions()`
+// and stopped after its last, whatever the tests did:
+//
+//   class ClientTest : public test::LocalClusterSuite<ClientTest> {
+//    public:
+//     static test::LocalCluster::Options ClusterOptions() { ... }
+//    protected:
+//     void SetUpWithCluster() override { ... cluster().config() ... }
+//   };
+//
+// When the cluster did not start, every test of the suite fails with the
+// start error (a failure in SetUpTestSuite would make gtest skip them).
+template <typename Suite>
+class LocalClusterSuite : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() { shared_.Start(Suite::ClusterOptions()); }
+  static void TearDownTestSuite() { shared_.Stop(); }
+
+ protected:
+  void SetUp() final {
+    if (shared_.get() == nullptr) GTEST_FAIL() << "the suite's cluster did not start: " << shared_.error();
+    SetUpWithCluster();
+  }
+  // The suite's own per-test set-up, run once the cluster is known to be up.
+  virtual void SetUpWithCluster() {}
+
+  static LocalCluster& cluster() { return *shared_.get(); }
+
+ private:
+  static inline SuiteCluster shared_;
 };
 
 }  // namespace sluice::test

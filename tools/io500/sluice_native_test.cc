@@ -23,25 +23,21 @@ namespace fs = std::filesystem;
 using Output = test::CommandOutput;
 Output Sh(const std::string& cmd) { return test::RunCommand(cmd); }
 
-// One cluster for the suite; its destructor stops it even when a test fails.
-test::LocalCluster* g_cluster = nullptr;
-std::string g_dir, g_cfg;
-
-class Io500Native : public ::testing::Test {
+// One cluster for the suite (test::LocalClusterSuite), stopped even when a test fails.
+class Io500Native : public test::LocalClusterSuite<Io500Native> {
  public:
-  static void SetUpTestSuite() {
-    g_cluster = new test::LocalCluster();
+  static test::LocalCluster::Options ClusterOptions() {
     test::LocalCluster::Options o;
     o.name = "io500native";
-    std::string error;
-    ASSERT_TRUE(g_cluster->Start(o, &error)) << error;
-    g_dir = g_cluster->dir();
-    g_cfg = g_cluster->config();
+    return o;
   }
-  static void TearDownTestSuite() {
-    delete g_cluster;
-    g_cluster = nullptr;
+
+ protected:
+  void SetUpWithCluster() override {
+    dir_ = cluster().dir();
+    cfg_ = cluster().config();
   }
+  std::string dir_, cfg_;  // the suite cluster's directory and config
 };
 
 std::string Slurp(const std::string& path) {
@@ -121,17 +117,17 @@ void ExpectQuickRunValid(const Output& o, const std::string& result_json) {
 
 TEST_F(Io500Native, QuickRunThroughLibsluiceIsValid) {
   client::ClientOptions co;
-  co.cluster = g_cfg;
+  co.cluster = cfg_;
   auto c = client::Client::Connect(co);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   auto d = (*c)->Mkdir("/io500", 0755);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   Output o = Sh(std::string(SLUICE_IO500_BIN) +
-                 " --quick --no-drop-caches --progress 0 --ranks 2 --target native=native:" + g_cfg +
-                 ":/io500 --result-dir " + g_dir + "/res-native");
-  std::printf("native target: native:%s:/io500\n", g_cfg.c_str());
-  ExpectQuickRunValid(o, g_dir + "/res-native/native/result.json");
-  EXPECT_NE(o.text.find("native:" + g_cfg + ":/io500"), std::string::npos) << "back end not named:\n" << o.text;
+                 " --quick --no-drop-caches --progress 0 --ranks 2 --target native=native:" + cfg_ +
+                 ":/io500 --result-dir " + dir_ + "/res-native");
+  std::printf("native target: native:%s:/io500\n", cfg_.c_str());
+  ExpectQuickRunValid(o, dir_ + "/res-native/native/result.json");
+  EXPECT_NE(o.text.find("native:" + cfg_ + ":/io500"), std::string::npos) << "back end not named:\n" << o.text;
   // The benchmark cleaned up after itself through libsluice.
   auto left = (*c)->ListDir("/io500");
   ASSERT_TRUE(left.ok()) << left.status().ToString();
@@ -142,32 +138,32 @@ TEST_F(Io500Native, QuickRunThroughLibsluiceIsValid) {
 // cannot fail.
 TEST_F(Io500Native, CorruptedByteMakesTheNativeRunInvalid) {
   client::ClientOptions co;
-  co.cluster = g_cfg;
+  co.cluster = cfg_;
   auto c = client::Client::Connect(co);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   auto d = (*c)->Mkdir("/io500corrupt", 0755);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   Output o = Sh(std::string(SLUICE_IO500_BIN) +
                 " --quick --no-drop-caches --progress 0 --no-rnd4k --test-corrupt mdtest-hard --target bad=native:" +
-                g_cfg + ":/io500corrupt --result-dir " + g_dir + "/res-corrupt");
-  auto bad = QuickRunProblems(o, g_dir + "/res-corrupt/bad/result.json");
+                cfg_ + ":/io500corrupt --result-dir " + dir_ + "/res-corrupt");
+  auto bad = QuickRunProblems(o, dir_ + "/res-corrupt/bad/result.json");
   EXPECT_FALSE(bad.empty()) << o.text;
   EXPECT_NE(o.text.find("mdtest-hard-read"), std::string::npos) << o.text;
   std::printf("corrupt run flagged: %s", Join(bad).c_str());
 }
 
 TEST_F(Io500Native, MissingDirectoryIsNamed) {
-  Output o = Sh(std::string(SLUICE_IO500_BIN) + " --quick --progress 0 --target n=native:" + g_cfg +
-                 ":/no-such-dir --result-dir " + g_dir + "/res-missing");
+  Output o = Sh(std::string(SLUICE_IO500_BIN) + " --quick --progress 0 --target n=native:" + cfg_ +
+                 ":/no-such-dir --result-dir " + dir_ + "/res-missing");
   EXPECT_NE(o.exit_code, 0) << o.text;
   EXPECT_NE(o.text.find("/no-such-dir"), std::string::npos) << o.text;
 }
 
 // The POSIX back end on the FUSE mount of the same cluster.
 TEST_F(Io500Native, QuickRunOnFuseMountIsValid) {
-  std::string mnt = g_dir + "/mnt";
+  std::string mnt = dir_ + "/mnt";
   fs::create_directories(mnt);
-  Output m = Sh(std::string(SLUICE_BIN_DIR) + "/sluice mount " + mnt + " --config " + g_cfg + " --log " + g_dir +
+  Output m = Sh(std::string(SLUICE_BIN_DIR) + "/sluice mount " + mnt + " --config " + cfg_ + " --log " + dir_ +
                  "/fuse.log");
   ASSERT_EQ(m.exit_code, 0) << "sluice mount failed:\n" << m.text;
   struct Unmount {
@@ -180,8 +176,8 @@ TEST_F(Io500Native, QuickRunOnFuseMountIsValid) {
   } unmount{mnt};
   ASSERT_TRUE(fs::create_directory(mnt + "/io500posix"));
   Output o = Sh(std::string(SLUICE_IO500_BIN) + " --quick --no-drop-caches --progress 0 --ranks 2 --target fuse=" +
-                 mnt + "/io500posix --result-dir " + g_dir + "/res-fuse");
-  ExpectQuickRunValid(o, g_dir + "/res-fuse/fuse/result.json");
+                 mnt + "/io500posix --result-dir " + dir_ + "/res-fuse");
+  ExpectQuickRunValid(o, dir_ + "/res-fuse/fuse/result.json");
 }
 
 }  // namespace
