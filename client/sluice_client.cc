@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "client/read_buffers.h"
@@ -650,17 +651,126 @@ Result<meta::DirPage> Client::ReadDirAt(const Caller& caller, uint64_t dir, std:
 
 Result<meta::StatFsResult> Client::StatFs() { return meta_->StatFs(); }
 
+std::string FormatLayout(const FileLayout& l) {
+  std::string out = "chunk_size=" + std::to_string(l.chunk_size()) +
+                    " stripe_width=" + std::to_string(l.stripe_width());
+  if (l.chain_ids_size() > 0) {
+    out += " chains=";
+    for (int i = 0; i < l.chain_ids_size(); i++) {
+      out += (i ? "," : "") + std::to_string(l.chain_ids(i));
+    }
+  }
+  return out;
+}
+
+Result<FileLayout> ParseLayout(std::string_view text, FileLayout base) {
+  std::istringstream in{std::string(text)};
+  std::string item;
+  auto bad = [&](const std::string& why) {
+    return Status(Code::kInvalid, "layout '" + std::string(text) + "': " + why +
+                                      " (expected e.g. 'chunk_size=64KiB stripe_width=4 chains=1,2,3,4')");
+  };
+  bool any = false;
+  while (in >> item) {
+    size_t eq = item.find('=');
+    if (eq == std::string::npos) return bad("'" + item + "' is not key=value");
+    std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (key == "chunk_size") {
+      auto n = ParseSize(value);
+      if (!n.ok() || *n > UINT32_MAX) return bad("chunk_size '" + value + "' is not a size");
+      base.set_chunk_size(static_cast<uint32_t>(*n));
+    } else if (key == "stripe_width") {
+      char* end = nullptr;
+      unsigned long w = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || *end || w == 0 || w > 4096) return bad("stripe_width '" + value + "' is not a count");
+      base.set_stripe_width(static_cast<uint32_t>(w));
+    } else if (key == "chains") {
+      base.clear_chain_ids();
+      std::istringstream ids(value);
+      std::string id;
+      while (std::getline(ids, id, ',')) {
+        char* end = nullptr;
+        unsigned long c = std::strtoul(id.c_str(), &end, 10);
+        if (id.empty() || *end || c > UINT32_MAX) return bad("chain id '" + id + "' is not a number");
+        base.add_chain_ids(static_cast<uint32_t>(c));
+      }
+    } else {
+      return bad("unknown key '" + key + "'");
+    }
+    any = true;
+  }
+  if (!any) return bad("nothing to set");
+  SLUICE_RETURN_IF_ERROR(meta::ValidateLayout(base));
+  return base;
+}
+
+Result<FileLayout> Client::LayoutOf(uint64_t ino) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, meta_->GetAttr(ino));
+  FileLayout l = a.layout();
+  // What a file created now would get where the directory leaves it open.
+  if (l.chunk_size() == 0) l.set_chunk_size(map_chunk_size_);
+  if (l.stripe_width() == 0) l.set_stripe_width(map_stripe_width_);
+  return l;
+}
+
+Status Client::SetDirLayoutAt(const Caller& caller, uint64_t dir, std::string_view text) {
+  SLUICE_ASSIGN_OR_RETURN(FileLayout cur, LayoutOf(dir));
+  SLUICE_ASSIGN_OR_RETURN(FileLayout l, ParseLayout(text, cur));
+  for (uint32_t id : l.chain_ids()) {
+    if (!std::binary_search(map_chains_.begin(), map_chains_.end(), id)) {
+      return Status(Code::kInvalid, "layout: chain " + std::to_string(id) + " is not in the cluster map");
+    }
+  }
+  if (l.chain_ids_size() > 0 && l.stripe_width() > static_cast<uint32_t>(l.chain_ids_size())) {
+    return Status(Code::kInvalid, "layout: stripe_width " + std::to_string(l.stripe_width()) +
+                                      " is more than the " + std::to_string(l.chain_ids_size()) + " chains given");
+  }
+  Status st = meta_->SetDirLayout(caller, dir, l);
+  if (st.code() == Code::kNotDir) {
+    return Status(Code::kNotDir, "a file's layout is fixed when it is created; set " +
+                                     std::string(kLayoutXattr) + " on its directory");
+  }
+  return st;
+}
+
+Result<FileLayout> Client::Layout(std::string_view path) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, Resolve(path));
+  auto l = LayoutOf(a.ino());
+  if (!l.ok()) return l.status().Prefix("layout of " + std::string(path));
+  return l;
+}
+
+Status Client::SetDirLayout(std::string_view path, std::string_view layout) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, Resolve(path));
+  Status st = SetDirLayoutAt(caller_, a.ino(), layout);
+  if (!st.ok()) return st.Prefix("set layout of " + std::string(path));
+  ForgetDirs();
+  return st;
+}
+
 Result<std::string> Client::GetXattr(const Caller& caller, uint64_t ino, std::string_view name) {
+  if (name == kLayoutXattr) {
+    SLUICE_ASSIGN_OR_RETURN(FileLayout l, LayoutOf(ino));
+    return FormatLayout(l);
+  }
   return meta_->GetXattr(caller, ino, name);
 }
 Status Client::SetXattr(const Caller& caller, uint64_t ino, std::string_view name, std::string_view value,
                         uint32_t flags) {
+  if (name == kLayoutXattr) {
+    Status st = SetDirLayoutAt(caller, ino, value);
+    if (st.ok()) ForgetDirs();
+    return st;
+  }
   return meta_->SetXattr(caller, ino, name, value, flags);
 }
 Result<std::vector<std::string>> Client::ListXattr(const Caller& caller, uint64_t ino) {
   return meta_->ListXattr(caller, ino);
 }
 Status Client::RemoveXattr(const Caller& caller, uint64_t ino, std::string_view name) {
+  if (name == kLayoutXattr) {
+    return Status(Code::kNotPermitted, std::string(kLayoutXattr) + " cannot be removed; set another layout");
+  }
   return meta_->RemoveXattr(caller, ino, name);
 }
 

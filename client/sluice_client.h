@@ -114,6 +114,18 @@ struct ClientStats {
   std::atomic<uint64_t> dir_cache_hits{0};
 };
 
+// Layouts: how a directory's new files are cut into chunks and spread over
+// chains. Read on any file or directory, set on a directory (files created
+// in it afterwards inherit it), as text "chunk_size=1048576 stripe_width=2
+// chains=1,2,3,4" (keys optional when setting; sizes take KiB/MiB suffixes).
+// Through a mount: `getfattr -n user.sluice.layout DIR`,
+// `setfattr -n user.sluice.layout -v 'chunk_size=64KiB' DIR`; it is not
+// listed by listxattr, so copying tools do not carry it to other systems.
+inline constexpr char kLayoutXattr[] = "user.sluice.layout";
+std::string FormatLayout(const FileLayout& layout);
+// `text`'s keys applied over `base`; errors name the offending key.
+Result<FileLayout> ParseLayout(std::string_view text, FileLayout base);
+
 class Client;
 class File;
 class WritePool;
@@ -214,6 +226,10 @@ class Client {
   Status Rmdir(std::string_view path);
   Status Rename(std::string_view from, std::string_view to);
   Result<std::vector<DirEntry>> ListDir(std::string_view path);
+  // A file's layout, or what a directory gives the files created in it.
+  Result<FileLayout> Layout(std::string_view path);
+  // Sets a directory's layout from text (see kLayoutXattr); owner or root.
+  Status SetDirLayout(std::string_view path, std::string_view layout);
   // Opens with open(2) flags: O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND.
   Result<std::unique_ptr<File>> Open(std::string_view path, int flags, uint32_t mode = 0644);
 
@@ -300,6 +316,8 @@ class Client {
   // a cached ancestor makes one more walk from the root, uncached.
   Result<InodeAttr> ResolveDir(const std::string& path, bool use_cache = true);
   void ForgetDirs();
+  Result<FileLayout> LayoutOf(uint64_t ino);
+  Status SetDirLayoutAt(const Caller& caller, uint64_t dir, std::string_view text);
 
   struct CachedDir {
     InodeAttr attr;

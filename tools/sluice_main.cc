@@ -2,6 +2,7 @@
 // from the same folder (like git), so each tool is its own small program:
 //   sluice cluster start|status|stop [--config FILE]
 //   sluice mount MOUNTPOINT / sluice umount MOUNTPOINT
+//   sluice layout PATH [LAYOUT]
 //   sluice pack --dir ROOT --out DIR
 //   sluice io500 ...
 #include <unistd.h>
@@ -29,6 +30,7 @@ void Usage() {
                "  cluster start|status|stop [--config FILE]   a cluster (default: local, on loopback)\n"
                "  mount MOUNTPOINT [--config FILE]              mount Sluice with FUSE\n"
                "  umount MOUNTPOINT                             unmount it\n"
+               "  layout PATH [LAYOUT] [--config FILE]          show or set a directory's chunk size and striping\n"
                "  pack --dir ROOT --out DIR                     pack a data set for the loader\n"
                "  io500 [args]                                  the IO500 harness\n");
 }

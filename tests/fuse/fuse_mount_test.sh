@@ -94,6 +94,25 @@ if [[ $PARTS == *tools* ]]; then
   ) || fail "git init/add/commit/fsck on the mount"
   echo "ok   git init/add/commit/fsck"
 
+  # Layouts: read and set a directory's through the mount (user.sluice.layout,
+  # via `sluice layout`) and natively; new files inherit it; errors are named.
+  mkdir "$MA/lay" || fail "mkdir lay"
+  "$BIN/sluice" layout "$MA/lay" | grep -q "chunk_size=1048576 stripe_width=" || fail "layout of a new directory"
+  "$BIN/sluice" layout "$MA/lay" 'chunk_size=64KiB stripe_width=4' | grep -q "chunk_size=65536 stripe_width=4" ||
+    fail "set layout through the mount"
+  head -c 3000000 /dev/urandom > "$TMP/lay.src"
+  cp "$TMP/lay.src" "$MA/lay/f" || fail "write into lay"
+  "$BIN/sluice" layout "$MA/lay/f" | grep -q "chunk_size=65536 stripe_width=4 chains=" || fail "file did not inherit the layout"
+  "$BIN/sluice" layout /lay/f --config "$CFG" | grep -q "chunk_size=65536 stripe_width=4" || fail "native layout of the file"
+  cmp "$TMP/lay.src" "$MB/lay/f" || fail "bytes of a 64 KiB-chunk file read from the other mount"
+  "$BIN/sluice" layout "$MA/lay" 'chunk_size=1000' 2> "$TMP/lay.err" && fail "chunk_size=1000 accepted"
+  "$BIN/sluice" layout /lay 'bogus=1' --config "$CFG" 2> "$TMP/lay.err" && fail "bogus key accepted"
+  grep -q "unknown key 'bogus'" "$TMP/lay.err" || { cat "$TMP/lay.err"; fail "bogus key not named"; }
+  "$BIN/sluice" layout /lay/f 'stripe_width=1' --config "$CFG" 2> "$TMP/lay.err" && fail "layout set on a file"
+  grep -q "fixed when it is created" "$TMP/lay.err" || { cat "$TMP/lay.err"; fail "file layout error unclear"; }
+  $PY -c "import os,sys; sys.exit('user.sluice.layout' in os.listxattr('$MA/lay'))" || fail "layout listed by listxattr"
+  echo "ok   layouts (sluice layout, user.sluice.layout)"
+
   # dd: 64 MiB in 1 MiB blocks, read back and compare.
   dd if=/dev/urandom of="$TMP/rand" bs=1M count=64 status=none
   dd if="$TMP/rand" of="$MA/dd.bin" bs=1M status=none conv=fsync || fail "dd write"
