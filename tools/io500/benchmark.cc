@@ -81,6 +81,33 @@ std::string VerifyError(const std::string& path, const DataPattern& pat, const u
              path.c_str(), bad, pat.ExpectedByte(bad, object), buf[bad - buf_offset], writer);
 }
 
+// How a phase's per-rank loop ends.
+enum class Bound {
+  kCount,      // after exactly `count` items (the read, stat and delete phases)
+  kStonewall,  // at `count` or the stonewall, then wear-out (the write phases and rnd4K)
+};
+
+// What a loop phase is, apart from the work of one item.
+struct PhaseSpec {
+  const char* name;
+  ScoreGroup group;
+  uint64_t count;           // items per rank: the cap (kStonewall) or exactly this many
+  Bound bound;
+  const char* unit;         // what an item is called in progress lines
+  uint64_t item_bytes;      // the phase's items are summed as count * item_bytes
+  bool name_errors;         // prefix the rank's error with the phase name when it ends
+                            // (mdtest items' errors do not name the phase; IOR's do)
+};
+
+PhaseSpec Ior(const char* name, uint64_t count, Bound bound, const char* unit, uint64_t bytes,
+              ScoreGroup group = ScoreGroup::kBandwidth) {
+  return {name, group, count, bound, unit, bytes, false};
+}
+
+PhaseSpec Mdtest(const char* name, uint64_t count, Bound bound) {
+  return {name, ScoreGroup::kMetadata, count, bound, "files", 1, true};
+}
+
 class Run {
  public:
   Run(FileSystem* fs, Comm* comm, const Options& opt, const std::string& target)
@@ -108,11 +135,15 @@ class Run {
     }
     return *it->second;
   }
-  // The first mismatching offset, or nothing (also when verification is off).
-  std::optional<uint64_t> Verify(const DataPattern& pat, const uint8_t* buf, size_t len,
-                                 uint64_t offset, uint64_t object) const {
-    if (!opt_.verify) return std::nullopt;
-    return pat.FirstMismatch(buf, len, offset, object);
+  // Ok, or kCorrupt naming the first byte of buf (bytes [offset, offset + len) of
+  // `object` in `path`, written by `writer`) that differs from what was written.
+  // Ok also when verification is off.
+  Status Verified(const DataPattern& pat, const uint8_t* buf, size_t len, uint64_t offset,
+                  uint64_t object, const std::string& path, int writer) const {
+    if (!opt_.verify) return Status::Ok();
+    auto bad = pat.FirstMismatch(buf, len, offset, object);
+    if (!bad) return Status::Ok();
+    return Status(Code::kCorrupt, VerifyError(Shown(path), pat, buf, offset, *bad, object, writer));
   }
   // A path as the user knows it: the back end's root plus the relative path.
   std::string Shown(const std::string& rel) const { return fs_->Describe() + "/" + rel; }
@@ -148,19 +179,53 @@ class Run {
   // Ends a phase: barrier, timer; gathers errors; prints the [RESULT] line.
   Status EndPhase(PhaseResult* p, const Status& local_err);
 
+  // ---- loop phases: everything but the items' work -------------------------
   struct LoopOutcome {
     uint64_t done = 0;         // this rank's count after wear-out
-    uint64_t target = 0;       // the count every rank wore out to (global max)
+    uint64_t target = 0;       // the count every rank reached (wear-out: the global max)
     double hit_seconds = 0;    // when this rank stopped for the stonewall
     uint64_t at_stonewall = 0; // this rank's count when it stopped
   };
-  // Runs op(0), op(1), ... until `limit` or the stonewall, then (IOR
-  // stoneWallingWearOut / mdtest wear-out) continues until every rank has
-  // done as many as the rank that did most. Collective.
-  Result<LoopOutcome> Stonewalled(uint64_t limit, uint64_t start_ns, Status* err,
-                                  const std::function<Status(uint64_t)>& op);
-  // Fills in the stonewall fields of a write phase (collective).
-  Status RecordStonewall(PhaseResult* p, const LoopOutcome& o);
+  // One loop phase under way on this rank.
+  struct Phase {
+    explicit Phase(const PhaseSpec& s) : spec(s) {
+      result.name = s.name;
+      result.group = s.group;
+    }
+    // Items per rank, equal on every rank (after RunLoop).
+    uint64_t per_rank() const { return loop.target; }
+    PhaseSpec spec;
+    PhaseResult result;
+    Status err;                  // this rank's first error; stops its loop
+    std::unique_ptr<File> file;  // IOR: the phase's one file, closed by FinishPhase
+    std::string path;            // its path
+    bool written = false;        // opened for writing: fsync before close (IOR -e)
+    LoopOutcome loop;
+  };
+  // Caches dropped, start barrier and timer, the progress header.
+  Status StartPhase(Phase* ph, const std::string& description);
+  // IOR: opens the phase's file (timed). An error stays in ph->err, named
+  // after the phase unless !name_error.
+  void OpenPhaseFile(Phase* ph, const std::string& path, uint32_t flags, bool name_error = true);
+  // Runs op(0), op(1), ... on this rank, stopping at the first error: exactly
+  // spec.count items, or (kStonewall) until spec.count or the stonewall, and
+  // then (IOR stoneWallingWearOut / mdtest wear-out) on until every rank has
+  // done as many as the rank that did most (collective).
+  Status RunLoop(Phase* ph, const std::function<Status(uint64_t)>& op);
+  // Fsync (if written and no error) and close of the phase's file, inside the
+  // timed region; the stonewall fields (kStonewall); the items of all ranks;
+  // end barrier, timer, errors and the [RESULT] line (EndPhase). Collective.
+  Status FinishPhase(Phase* ph, std::string detail = "");
+  // IOR -R: reads the transfer at `off` of the phase's file into buf and
+  // verifies it as `pat`'s (object 0). Errors name the phase.
+  Status ReadTransfer(Phase* ph, Buffer* buf, uint64_t off, const DataPattern& pat, int writer);
+  // mdtest -T: stats rank+1's `files` items (`item` names them), each must be
+  // a regular file of `size` bytes (`what`, for the error).
+  using ItemPath = std::string (Run::*)(int, uint64_t) const;
+  Status MdtestStat(const char* name, uint64_t files, ItemPath item, uint64_t size,
+                    const std::string& what);
+  // mdtest -r: unlinks rank+1's `files` items.
+  Status MdtestDelete(const char* name, uint64_t files, ItemPath item);
 
   Status IorEasyWrite();
   Status MdtestEasyWrite();
@@ -256,300 +321,214 @@ Status Run::EndPhase(PhaseResult* p, const Status& local_err) {
   return Status::Ok();
 }
 
-Result<Run::LoopOutcome> Run::Stonewalled(uint64_t limit, uint64_t start_ns, Status* err,
-                                          const std::function<Status(uint64_t)>& op) {
-  LoopOutcome o;
-  const uint64_t deadline = start_ns + static_cast<uint64_t>(opt_.stonewall_seconds) * 1000000000ull;
-  uint64_t i = 0;
-  while (i < limit && err->ok()) {
-    if (NowNanos() >= deadline) break;
-    Fail(err, op(i));
-    if (!err->ok()) break;
-    ++i;
-    progress_.Tick(i);
+Status Run::StartPhase(Phase* ph, const std::string& description) {
+  SLUICE_RETURN_IF_ERROR(BeginPhase(ph->spec.name));
+  const bool stonewalled = ph->spec.bound == Bound::kStonewall;
+  progress_.Begin(ph->spec.name, description, ph->spec.count,
+                  stonewalled ? opt_.stonewall_seconds : 0, ph->spec.unit);
+  return Status::Ok();
+}
+
+void Run::OpenPhaseFile(Phase* ph, const std::string& path, uint32_t flags, bool name_error) {
+  ph->path = path;
+  ph->written = (flags & kOpenWrite) != 0;
+  auto fr = fs_->Open(path, flags);
+  if (fr.ok()) {
+    ph->file = std::move(fr.value());
+  } else {
+    Fail(&ph->err, name_error ? fr.status().Prefix(ph->spec.name) : fr.status());
   }
+}
+
+Status Run::RunLoop(Phase* ph, const std::function<Status(uint64_t)>& op) {
+  LoopOutcome& o = ph->loop;
+  Status* err = &ph->err;
+  uint64_t i = 0;
+  const uint64_t deadline =
+      phase_start_ns_ + static_cast<uint64_t>(opt_.stonewall_seconds) * 1000000000ull;
+  // op(i) for i up to `end`; with `stonewall`, also stops at the deadline.
+  auto run_to = [&](uint64_t end, bool stonewall) {
+    while (i < end && err->ok()) {
+      if (stonewall && NowNanos() >= deadline) break;
+      Fail(err, op(i));
+      if (!err->ok()) break;
+      ++i;
+      progress_.Tick(i);
+    }
+  };
+  const uint64_t limit = ph->spec.count;
+  if (ph->spec.bound == Bound::kCount) {
+    run_to(limit, false);
+    o.done = i;
+    o.target = limit;
+    return Status::Ok();
+  }
+  run_to(limit, true);
   o.at_stonewall = i;
-  o.hit_seconds = (NowNanos() - start_ns) / 1e9;
+  o.hit_seconds = (NowNanos() - phase_start_ns_) / 1e9;
   const bool hit = i < limit && err->ok();  // stopped by the stonewall, not the cap
   SLUICE_ASSIGN_OR_RETURN(o.target, comm_->AllMax(i));
   if (hit || o.target > i) progress_.WearOut(i, o.target);
-  while (i < o.target && err->ok()) {
-    Fail(err, op(i));
-    if (!err->ok()) break;
-    ++i;
-    progress_.Tick(i);
-  }
+  run_to(o.target, false);
   o.done = i;
-  return o;
+  return Status::Ok();
 }
 
-Status Run::RecordStonewall(PhaseResult* p, const LoopOutcome& o) {
-  SLUICE_ASSIGN_OR_RETURN(p->stonewall_hit_seconds, comm_->AllMaxDouble(o.hit_seconds));
-  SLUICE_ASSIGN_OR_RETURN(p->items_at_stonewall, comm_->AllSum(o.at_stonewall));
-  return Status::Ok();
+Status Run::FinishPhase(Phase* ph, std::string detail) {
+  PhaseResult& p = ph->result;
+  if (ph->file) {
+    if (ph->written && ph->err.ok()) Fail(&ph->err, ph->file->Fsync().Prefix(p.name));
+    Fail(&ph->err, ph->file->Close().Prefix(p.name));
+  }
+  if (ph->spec.bound == Bound::kStonewall) {
+    SLUICE_ASSIGN_OR_RETURN(p.stonewall_hit_seconds, comm_->AllMaxDouble(ph->loop.hit_seconds));
+    SLUICE_ASSIGN_OR_RETURN(p.items_at_stonewall, comm_->AllSum(ph->loop.at_stonewall));
+  }
+  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(ph->loop.done));
+  p.items = total * ph->spec.item_bytes;
+  p.detail = std::move(detail);
+  return EndPhase(&p, ph->spec.name_errors ? ph->err.Prefix(p.name) : ph->err);
+}
+
+Status Run::ReadTransfer(Phase* ph, Buffer* buf, uint64_t off, const DataPattern& pat,
+                         int writer) {
+  const uint64_t t = buf->size();
+  auto n = ph->file->Pread(buf->data(), t, off);
+  if (!n.ok()) return n.status().Prefix(ph->spec.name);
+  if (*n != t) {
+    return Status(Code::kIo, Fmt("%s: short read of %s at %" PRIu64 ": %zu of %" PRIu64 " bytes",
+                                 ph->spec.name, ph->path.c_str(), off, *n, t));
+  }
+  return Verified(pat, buf->data(), t, off, 0, ph->path, writer).Prefix(ph->spec.name);
 }
 
 // ---- ior-easy ---------------------------------------------------------------
 
 Status Run::IorEasyWrite() {
-  PhaseResult p;
-  p.name = "ior-easy-write";
-  p.group = ScoreGroup::kBandwidth;
   const uint64_t t = opt_.ior_easy_transfer;
-  const uint64_t limit = opt_.ior_easy_block / t;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  progress_.Begin(p.name,
-                  Fmt("file per process, %s transfers, fsync on close, stonewall %d s",
-                      HumanBytes(t).c_str(), opt_.stonewall_seconds),
-                  limit, opt_.stonewall_seconds, "transfers");
-  Status err;
-  std::string path = EasyFile(rank_);
-  std::unique_ptr<File> f;
-  auto fr = fs_->Open(path, kOpenWrite | kOpenCreate | kOpenTruncate);
-  if (fr.ok()) f = std::move(fr.value()); else Fail(&err, fr.status());
+  Phase ph(Ior("ior-easy-write", opt_.ior_easy_block / t, Bound::kStonewall, "transfers", t));
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("file per process, %s transfers, fsync on close, stonewall %d s",
+               HumanBytes(t).c_str(), opt_.stonewall_seconds)));
+  // This phase has always reported a failed open without its name.
+  OpenPhaseFile(&ph, EasyFile(rank_), kOpenWrite | kOpenCreate | kOpenTruncate,
+                /*name_error=*/false);
   Buffer buf(t);
   const DataPattern& pat = Pattern(rank_);
   pat.Fill(buf.data(), t, 0, 0);
   const bool restamp = t % DataPattern::kPeriod == 0;
-  auto op = [&](uint64_t i) -> Status {
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) -> Status {
     if (restamp) {
       pat.Restamp(buf.data(), t, i * t, 0);
     } else {
       pat.Fill(buf.data(), t, i * t, 0);
     }
-    return f->Pwrite(buf.data(), t, i * t).Prefix("ior-easy-write");
-  };
-  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(f ? limit : 0, phase_start_ns_, &err, op));
-  if (f) {
-    if (err.ok()) Fail(&err, f->Fsync().Prefix("ior-easy-write"));
-    Fail(&err, f->Close().Prefix("ior-easy-write"));
-  }
-  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
-  easy_transfers_ = o.target;
-  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(o.done));
-  p.items = total * t;
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
-  report_.phases.back().detail =
-      Fmt("%" PRIu64 " x %s per rank", o.target, HumanBytes(t).c_str());
-  return Status::Ok();
+    return ph.file->Pwrite(buf.data(), t, i * t).Prefix(ph.spec.name);
+  }));
+  easy_transfers_ = ph.per_rank();
+  return FinishPhase(&ph, Fmt("%" PRIu64 " x %s per rank", ph.per_rank(), HumanBytes(t).c_str()));
 }
 
 Status Run::IorEasyRead() {
-  PhaseResult p;
-  p.name = "ior-easy-read";
-  p.group = ScoreGroup::kBandwidth;
   const uint64_t t = opt_.ior_easy_transfer;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  Phase ph(Ior("ior-easy-read", easy_transfers_, Bound::kCount, "transfers", t));
   const int w = IorReadsFrom(1);
-  progress_.Begin(p.name,
-                  Fmt("rank 0 reads and verifies the file of rank %d (IOR -C -Q 1): %" PRIu64
-                      " x %s",
-                      w,
-                      easy_transfers_, HumanBytes(t).c_str()),
-                  easy_transfers_, 0, "transfers");
-  Status err;
-  std::string path = EasyFile(w);
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("rank 0 reads and verifies the file of rank %d (IOR -C -Q 1): %" PRIu64 " x %s",
+               w, easy_transfers_, HumanBytes(t).c_str())));
   const DataPattern& pat = Pattern(w);
   Buffer buf(t);
-  uint64_t done = 0;
-  auto fr = fs_->Open(path, kOpenRead);
-  if (!fr.ok()) {
-    Fail(&err, fr.status().Prefix("ior-easy-read"));
-  } else {
-    auto& f = fr.value();
-    for (uint64_t i = 0; i < easy_transfers_; ++i) {
-      auto n = f->Pread(buf.data(), t, i * t);
-      if (!n.ok()) { Fail(&err, n.status().Prefix("ior-easy-read")); break; }
-      if (*n != t) {
-        Fail(&err, Status(Code::kIo, Fmt("ior-easy-read: short read of %s at %" PRIu64
-                                         ": %zu of %" PRIu64 " bytes",
-                                         path.c_str(), i * t, *n, t)));
-        break;
-      }
-      if (auto bad = Verify(pat, buf.data(), t, i * t, 0)) {
-        Fail(&err, Status(Code::kCorrupt, "ior-easy-read: " + VerifyError(Shown(path), pat, buf.data(),
-                                                                          i * t, *bad, 0, w)));
-        break;
-      }
-      ++done;
-      progress_.Tick(done);
-    }
-    Fail(&err, f->Close().Prefix("ior-easy-read"));
-  }
-  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(done));
-  p.items = total * t;
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
-  report_.phases.back().detail = Fmt("%" PRIu64 " x %s per rank", easy_transfers_,
-                                     HumanBytes(t).c_str());
-  return Status::Ok();
+  OpenPhaseFile(&ph, EasyFile(w), kOpenRead);
+  SLUICE_RETURN_IF_ERROR(
+      RunLoop(&ph, [&](uint64_t i) { return ReadTransfer(&ph, &buf, i * t, pat, w); }));
+  return FinishPhase(&ph, Fmt("%" PRIu64 " x %s per rank", easy_transfers_, HumanBytes(t).c_str()));
 }
 
 Status Run::IorRnd4kEasyRead() {
-  PhaseResult p;
-  p.name = "ior-rnd4K-easy-read";
-  p.group = ScoreGroup::kNone;
   const uint64_t bs = opt_.rnd4k_size;
-  const uint64_t file_bytes = easy_transfers_ * opt_.ior_easy_transfer;
-  const uint64_t blocks = file_bytes / bs;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  const uint64_t blocks = easy_transfers_ * opt_.ior_easy_transfer / bs;
+  Phase ph(Ior("ior-rnd4K-easy-read", blocks, Bound::kStonewall, "reads", bs, ScoreGroup::kNone));
   const int w = IorReadsFrom(2);
-  progress_.Begin(p.name,
-                  Fmt("random %s reads of rank %d's ior-easy file (%" PRIu64
-                      " blocks, IOR -z -C -Q 2), stonewall %d s",
-                      HumanBytes(bs).c_str(), w, blocks, opt_.stonewall_seconds),
-                  blocks, opt_.stonewall_seconds, "reads");
-  Status err;
-  std::string path = EasyFile(w);
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("random %s reads of rank %d's ior-easy file (%" PRIu64
+               " blocks, IOR -z -C -Q 2), stonewall %d s",
+               HumanBytes(bs).c_str(), w, blocks, opt_.stonewall_seconds)));
   const DataPattern& pat = Pattern(w);
   Buffer buf(bs);
   Permutation perm(blocks, opt_.seed + static_cast<uint64_t>(rank_));
-  std::unique_ptr<File> f;
-  auto fr = fs_->Open(path, kOpenRead);
-  if (fr.ok()) f = std::move(fr.value()); else Fail(&err, fr.status().Prefix(p.name));
-  auto op = [&](uint64_t i) -> Status {
-        uint64_t off = perm(i) * bs;
-        auto n = f->Pread(buf.data(), bs, off);
-        if (!n.ok()) return n.status();
-        if (*n != bs) {
-          return Status(Code::kIo, Fmt("ior-rnd4K-easy-read: short read of %s at %" PRIu64,
-                                       path.c_str(), off));
-        }
-        if (auto bad = Verify(pat, buf.data(), bs, off, 0)) {
-          return Status(Code::kCorrupt, "ior-rnd4K-easy-read: " +
-                                            VerifyError(Shown(path), pat, buf.data(), off, *bad, 0, w));
-        }
-        return Status::Ok();
-  };
-  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(f ? blocks : 0, phase_start_ns_, &err, op));
-  if (f) Fail(&err, f->Close().Prefix(p.name));
-  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(o.done));
-  p.items = total * bs;
-  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
-  report_.phases.back().detail = Fmt("%" PRIu64 " random reads per rank", o.target);
-  return Status::Ok();
+  OpenPhaseFile(&ph, EasyFile(w), kOpenRead);
+  // Not ReadTransfer: a failed read has always been reported without the
+  // phase's name here, and a short one without the byte counts.
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) -> Status {
+    const uint64_t off = perm(i) * bs;
+    auto n = ph.file->Pread(buf.data(), bs, off);
+    if (!n.ok()) return n.status();
+    if (*n != bs) {
+      return Status(Code::kIo, Fmt("%s: short read of %s at %" PRIu64, ph.spec.name,
+                                   ph.path.c_str(), off));
+    }
+    return Verified(pat, buf.data(), bs, off, 0, ph.path, w).Prefix(ph.spec.name);
+  }));
+  return FinishPhase(&ph, Fmt("%" PRIu64 " random reads per rank", ph.per_rank()));
 }
 
 // ---- ior-hard ---------------------------------------------------------------
 
 Status Run::IorHardWrite() {
-  PhaseResult p;
-  p.name = "ior-hard-write";
-  p.group = ScoreGroup::kBandwidth;
   const uint64_t t = opt_.ior_hard_transfer;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  progress_.Begin(p.name,
-                  Fmt("one shared file, interleaved %" PRIu64 "-byte transfers, stonewall %d s",
-                      t, opt_.stonewall_seconds),
-                  opt_.ior_hard_segments, opt_.stonewall_seconds, "segments");
-  Status err;
-  std::string path = HardFile();
-  std::unique_ptr<File> f;
-  auto fr = fs_->Open(path, kOpenWrite | kOpenCreate);
-  if (fr.ok()) f = std::move(fr.value()); else Fail(&err, fr.status().Prefix(p.name));
+  Phase ph(Ior("ior-hard-write", opt_.ior_hard_segments, Bound::kStonewall, "segments", t));
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("one shared file, interleaved %" PRIu64 "-byte transfers, stonewall %d s", t,
+               opt_.stonewall_seconds)));
+  OpenPhaseFile(&ph, HardFile(), kOpenWrite | kOpenCreate);
   Buffer buf(t);
   const DataPattern& pat = Pattern(rank_);
-  auto op = [&](uint64_t s) -> Status {
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t s) -> Status {
     uint64_t off = (s * n_ + rank_) * t;
     pat.Fill(buf.data(), t, off, 0);
-    return f->Pwrite(buf.data(), t, off).Prefix("ior-hard-write");
-  };
-  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o,
-                          Stonewalled(f ? opt_.ior_hard_segments : 0, phase_start_ns_, &err, op));
-  if (f) {
-    if (err.ok()) Fail(&err, f->Fsync().Prefix(p.name));
-    Fail(&err, f->Close().Prefix(p.name));
-  }
-  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
-  hard_segments_ = o.target;
-  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(o.done));
-  p.items = total * t;
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
-  report_.phases.back().detail = Fmt("%" PRIu64 " segments of %" PRIu64 " bytes per rank",
-                                     o.target, t);
-  return Status::Ok();
+    return ph.file->Pwrite(buf.data(), t, off).Prefix(ph.spec.name);
+  }));
+  hard_segments_ = ph.per_rank();
+  return FinishPhase(&ph, Fmt("%" PRIu64 " segments of %" PRIu64 " bytes per rank",
+                              ph.per_rank(), t));
 }
 
 Status Run::IorHardRead() {
-  PhaseResult p;
-  p.name = "ior-hard-read";
-  p.group = ScoreGroup::kBandwidth;
   const uint64_t t = opt_.ior_hard_transfer;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  Phase ph(Ior("ior-hard-read", hard_segments_, Bound::kCount, "segments", t));
   const int w = IorReadsFrom(1);
-  progress_.Begin(p.name,
-                  Fmt("rank 0 reads and verifies rank %d's %" PRIu64 " segments of %" PRIu64
-                      " bytes (IOR -C -Q 1)",
-                      w, hard_segments_, t),
-                  hard_segments_, 0, "segments");
-  Status err;
-  std::string path = HardFile();
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("rank 0 reads and verifies rank %d's %" PRIu64 " segments of %" PRIu64
+               " bytes (IOR -C -Q 1)",
+               w, hard_segments_, t)));
   const DataPattern& pat = Pattern(w);
   Buffer buf(t);
-  uint64_t done = 0;
-  auto fr = fs_->Open(path, kOpenRead);
-  if (!fr.ok()) {
-    Fail(&err, fr.status().Prefix(p.name));
-  } else {
-    auto& f = fr.value();
-    for (uint64_t s = 0; s < hard_segments_; ++s) {
-      uint64_t off = (s * n_ + w) * t;
-      auto n = f->Pread(buf.data(), t, off);
-      if (!n.ok()) { Fail(&err, n.status().Prefix(p.name)); break; }
-      if (*n != t) {
-        Fail(&err, Status(Code::kIo, Fmt("ior-hard-read: short read of %s at %" PRIu64
-                                         ": %zu of %" PRIu64 " bytes",
-                                         path.c_str(), off, *n, t)));
-        break;
-      }
-      if (auto bad = Verify(pat, buf.data(), t, off, 0)) {
-        Fail(&err, Status(Code::kCorrupt, "ior-hard-read: " +
-                                              VerifyError(Shown(path), pat, buf.data(), off, *bad, 0, w)));
-        break;
-      }
-      ++done;
-      progress_.Tick(done);
-    }
-    Fail(&err, f->Close().Prefix(p.name));
-  }
-  SLUICE_ASSIGN_OR_RETURN(uint64_t total, comm_->AllSum(done));
-  p.items = total * t;
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err));
-  report_.phases.back().detail = Fmt("%" PRIu64 " segments per rank", hard_segments_);
-  return Status::Ok();
+  OpenPhaseFile(&ph, HardFile(), kOpenRead);
+  SLUICE_RETURN_IF_ERROR(RunLoop(
+      &ph, [&](uint64_t s) { return ReadTransfer(&ph, &buf, (s * n_ + w) * t, pat, w); }));
+  return FinishPhase(&ph, Fmt("%" PRIu64 " segments per rank", hard_segments_));
 }
 
 // ---- mdtest -----------------------------------------------------------------
 
 Status Run::MdtestEasyWrite() {
-  PhaseResult p;
-  p.name = "mdtest-easy-write";
-  p.group = ScoreGroup::kMetadata;
-  // Tree creation is not part of the file-create rate (as in mdtest).
-  Status err;
+  Phase ph(Mdtest("mdtest-easy-write", opt_.mdtest_easy_files, Bound::kStonewall));
+  // Tree creation is not part of the file-create rate (as in mdtest). An error
+  // here skips the rank's loop.
   if (rank_ == 0) {
-    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-easy")));
-    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-easy/test-dir.0-0")));
+    Fail(&ph.err, fs_->MkdirIfMissing(Data("mdtest-easy")));
+    Fail(&ph.err, fs_->MkdirIfMissing(Data("mdtest-easy/test-dir.0-0")));
   }
   SLUICE_RETURN_IF_ERROR(comm_->Barrier());
-  Fail(&err, fs_->MkdirIfMissing(EasyTree(rank_)));
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  progress_.Begin(p.name,
-                  Fmt("empty files, a directory per rank, stonewall %d s", opt_.stonewall_seconds),
-                  opt_.mdtest_easy_files, opt_.stonewall_seconds, "files");
-  auto op = [&](uint64_t i) -> Status {
-    auto f = fs_->Open(EasyItem(rank_, i), kOpenWrite | kOpenCreate);
-    if (!f.ok()) return f.status();
-    return f.value()->Close();
-  };
-  const uint64_t limit = err.ok() ? opt_.mdtest_easy_files : 0;
-  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(limit, phase_start_ns_, &err, op));
-  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
-  md_easy_files_ = o.target;
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(o.done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
-  report_.phases.back().detail = Fmt("%" PRIu64 " files per rank", o.target);
-  return Status::Ok();
+  Fail(&ph.err, fs_->MkdirIfMissing(EasyTree(rank_)));
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("empty files, a directory per rank, stonewall %d s", opt_.stonewall_seconds)));
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) -> Status {
+    SLUICE_ASSIGN_OR_RETURN(auto f, fs_->Open(EasyItem(rank_, i), kOpenWrite | kOpenCreate));
+    return f->Close();
+  }));
+  md_easy_files_ = ph.per_rank();
+  return FinishPhase(&ph, Fmt("%" PRIu64 " files per rank", ph.per_rank()));
 }
 
 Status Run::Timestamp() {
@@ -573,118 +552,65 @@ Status Run::Timestamp() {
 }
 
 Status Run::MdtestHardWrite() {
-  PhaseResult p;
-  p.name = "mdtest-hard-write";
-  p.group = ScoreGroup::kMetadata;
   const uint64_t sz = opt_.mdtest_hard_bytes;
-  Status err;
+  Phase ph(Mdtest("mdtest-hard-write", opt_.mdtest_hard_files, Bound::kStonewall));
   if (rank_ == 0) {
-    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-hard")));
-    Fail(&err, fs_->MkdirIfMissing(Data("mdtest-hard/test-dir.0-0")));
-    Fail(&err, fs_->MkdirIfMissing(HardDir()));
+    Fail(&ph.err, fs_->MkdirIfMissing(Data("mdtest-hard")));
+    Fail(&ph.err, fs_->MkdirIfMissing(Data("mdtest-hard/test-dir.0-0")));
+    Fail(&ph.err, fs_->MkdirIfMissing(HardDir()));
   }
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  progress_.Begin(p.name,
-                  Fmt("%" PRIu64 "-byte files in one shared directory, stonewall %d s", sz,
-                      opt_.stonewall_seconds),
-                  opt_.mdtest_hard_files, opt_.stonewall_seconds, "files");
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("%" PRIu64 "-byte files in one shared directory, stonewall %d s", sz,
+               opt_.stonewall_seconds)));
   Buffer buf(sz);
   const DataPattern& pat = Pattern(rank_);
-  auto op = [&](uint64_t i) -> Status {
-    auto f = fs_->Open(HardItem(rank_, i), kOpenWrite | kOpenCreate);
-    if (!f.ok()) return f.status();
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) -> Status {
+    SLUICE_ASSIGN_OR_RETURN(auto f, fs_->Open(HardItem(rank_, i), kOpenWrite | kOpenCreate));
     pat.Fill(buf.data(), sz, 0, i);
-    Status st = f.value()->Pwrite(buf.data(), sz, 0);
-    Status cl = f.value()->Close();
+    Status st = f->Pwrite(buf.data(), sz, 0);
+    Status cl = f->Close();
     return st.ok() ? cl : st;
-  };
-  const uint64_t limit = err.ok() ? opt_.mdtest_hard_files : 0;
-  SLUICE_ASSIGN_OR_RETURN(LoopOutcome o, Stonewalled(limit, phase_start_ns_, &err, op));
-  SLUICE_RETURN_IF_ERROR(RecordStonewall(&p, o));
-  md_hard_files_ = o.target;
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(o.done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
-  report_.phases.back().detail = Fmt("%" PRIu64 " files per rank", o.target);
-  return Status::Ok();
+  }));
+  md_hard_files_ = ph.per_rank();
+  return FinishPhase(&ph, Fmt("%" PRIu64 " files per rank", ph.per_rank()));
 }
 
-// Runs op(i) for i in [0, count) on every rank, stopping at the first error;
-// returns the rank's count of successful ops.
-uint64_t RunCounted(uint64_t count, Progress* progress, Status* err,
-                    const std::function<Status(uint64_t)>& op) {
-  uint64_t done = 0;
-  for (uint64_t i = 0; i < count; ++i) {
-    Status st = op(i);
-    if (!st.ok()) {
-      if (err->ok()) *err = st;
-      break;
+Status Run::MdtestStat(const char* name, uint64_t files, ItemPath item, uint64_t size,
+                       const std::string& what) {
+  Phase ph(Mdtest(name, files, Bound::kCount));
+  const int w = MdtestReadsFrom();
+  SLUICE_RETURN_IF_ERROR(StartPhase(&ph, Fmt("stat rank+1's %" PRIu64 " files", files)));
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) -> Status {
+    std::string path = (this->*item)(w, i);
+    SLUICE_ASSIGN_OR_RETURN(FileStat st, fs_->Stat(path));
+    if (!st.is_regular || st.size != size) {
+      return Status(Code::kCorrupt, Fmt("stat %s: expected %s, got size %" PRIu64, path.c_str(),
+                                        what.c_str(), st.size));
     }
-    ++done;
-    progress->Tick(done);
-  }
-  return done;
+    return Status::Ok();
+  }));
+  return FinishPhase(&ph);
+}
+
+Status Run::MdtestDelete(const char* name, uint64_t files, ItemPath item) {
+  Phase ph(Mdtest(name, files, Bound::kCount));
+  const int w = MdtestReadsFrom();
+  SLUICE_RETURN_IF_ERROR(StartPhase(&ph, Fmt("unlink rank+1's %" PRIu64 " files", files)));
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) { return fs_->Unlink((this->*item)(w, i)); }));
+  return FinishPhase(&ph);
 }
 
 Status Run::MdtestEasyStat() {
-  PhaseResult p;
-  p.name = "mdtest-easy-stat";
-  p.group = ScoreGroup::kMetadata;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = MdtestReadsFrom();
-  progress_.Begin(p.name, Fmt("stat rank+1's %" PRIu64 " files", md_easy_files_), md_easy_files_,
-                  0, "files");
-  Status err;
-  uint64_t done = RunCounted(md_easy_files_, &progress_, &err, [&](uint64_t i) -> Status {
-    std::string path = EasyItem(w, i);
-    SLUICE_ASSIGN_OR_RETURN(FileStat st, fs_->Stat(path));
-    if (!st.is_regular || st.size != 0) {
-      return Status(Code::kCorrupt, Fmt("stat %s: expected an empty regular file, got size %" PRIu64,
-                                        path.c_str(), st.size));
-    }
-    return Status::Ok();
-  });
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
-  return Status::Ok();
+  return MdtestStat("mdtest-easy-stat", md_easy_files_, &Run::EasyItem, 0, "an empty regular file");
 }
 
 Status Run::MdtestHardStat() {
-  PhaseResult p;
-  p.name = "mdtest-hard-stat";
-  p.group = ScoreGroup::kMetadata;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = MdtestReadsFrom();
-  progress_.Begin(p.name, Fmt("stat rank+1's %" PRIu64 " files", md_hard_files_), md_hard_files_,
-                  0, "files");
-  Status err;
-  uint64_t done = RunCounted(md_hard_files_, &progress_, &err, [&](uint64_t i) -> Status {
-    std::string path = HardItem(w, i);
-    SLUICE_ASSIGN_OR_RETURN(FileStat st, fs_->Stat(path));
-    if (!st.is_regular || st.size != opt_.mdtest_hard_bytes) {
-      return Status(Code::kCorrupt,
-                    Fmt("stat %s: expected a %" PRIu64 "-byte regular file, got size %" PRIu64,
-                        path.c_str(), opt_.mdtest_hard_bytes, st.size));
-    }
-    return Status::Ok();
-  });
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
-  return Status::Ok();
+  return MdtestStat("mdtest-hard-stat", md_hard_files_, &Run::HardItem, opt_.mdtest_hard_bytes,
+                    Fmt("a %" PRIu64 "-byte regular file", opt_.mdtest_hard_bytes));
 }
 
 Status Run::MdtestEasyDelete() {
-  PhaseResult p;
-  p.name = "mdtest-easy-delete";
-  p.group = ScoreGroup::kMetadata;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = MdtestReadsFrom();
-  progress_.Begin(p.name, Fmt("unlink rank+1's %" PRIu64 " files", md_easy_files_),
-                  md_easy_files_, 0, "files");
-  Status err;
-  uint64_t done = RunCounted(md_easy_files_, &progress_, &err,
-                             [&](uint64_t i) -> Status { return fs_->Unlink(EasyItem(w, i)); });
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
+  SLUICE_RETURN_IF_ERROR(MdtestDelete("mdtest-easy-delete", md_easy_files_, &Run::EasyItem));
   // Directory removal is not part of the rate (mdtest times it separately).
   Status st = fs_->Rmdir(EasyTree(rank_));
   if (!st.ok()) std::fprintf(stderr, "rank %d: cleanup: %s\n", rank_, st.ToString().c_str());
@@ -692,20 +618,15 @@ Status Run::MdtestEasyDelete() {
 }
 
 Status Run::MdtestHardRead() {
-  PhaseResult p;
-  p.name = "mdtest-hard-read";
-  p.group = ScoreGroup::kMetadata;
   const uint64_t sz = opt_.mdtest_hard_bytes;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
+  Phase ph(Mdtest("mdtest-hard-read", md_hard_files_, Bound::kCount));
   const int w = MdtestReadsFrom();
-  progress_.Begin(p.name,
-                  Fmt("open, read and verify %" PRIu64 " bytes of rank+1's %" PRIu64 " files",
-                      sz, md_hard_files_),
-                  md_hard_files_, 0, "files");
-  Status err;
+  SLUICE_RETURN_IF_ERROR(StartPhase(
+      &ph, Fmt("open, read and verify %" PRIu64 " bytes of rank+1's %" PRIu64 " files", sz,
+               md_hard_files_)));
   Buffer buf(sz + 1);
   const DataPattern& pat = Pattern(w);
-  uint64_t done = RunCounted(md_hard_files_, &progress_, &err, [&](uint64_t i) -> Status {
+  SLUICE_RETURN_IF_ERROR(RunLoop(&ph, [&](uint64_t i) -> Status {
     std::string path = HardItem(w, i);
     SLUICE_ASSIGN_OR_RETURN(auto f, fs_->Open(path, kOpenRead));
     auto n = f->Pread(buf.data(), sz, 0);
@@ -714,30 +635,14 @@ Status Run::MdtestHardRead() {
     if (*n != sz) {
       return Status(Code::kIo, Fmt("read %s: got %zu of %" PRIu64 " bytes", path.c_str(), *n, sz));
     }
-    if (auto bad = Verify(pat, buf.data(), sz, 0, i)) {
-      return Status(Code::kCorrupt, VerifyError(Shown(path), pat, buf.data(), 0, *bad, i, w));
-    }
+    SLUICE_RETURN_IF_ERROR(Verified(pat, buf.data(), sz, 0, i, path, w));
     return cl;
-  });
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
-  return Status::Ok();
+  }));
+  return FinishPhase(&ph);
 }
 
 Status Run::MdtestHardDelete() {
-  PhaseResult p;
-  p.name = "mdtest-hard-delete";
-  p.group = ScoreGroup::kMetadata;
-  SLUICE_RETURN_IF_ERROR(BeginPhase(p.name));
-  const int w = MdtestReadsFrom();
-  progress_.Begin(p.name, Fmt("unlink rank+1's %" PRIu64 " files", md_hard_files_),
-                  md_hard_files_, 0, "files");
-  Status err;
-  uint64_t done = RunCounted(md_hard_files_, &progress_, &err,
-                             [&](uint64_t i) -> Status { return fs_->Unlink(HardItem(w, i)); });
-  SLUICE_ASSIGN_OR_RETURN(p.items, comm_->AllSum(done));
-  SLUICE_RETURN_IF_ERROR(EndPhase(&p, err.Prefix(p.name)));
-  return Status::Ok();
+  return MdtestDelete("mdtest-hard-delete", md_hard_files_, &Run::HardItem);
 }
 
 // ---- find -------------------------------------------------------------------
