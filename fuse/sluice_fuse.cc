@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "client/sluice_client.h"
+#include "common/owner_watch.h"
 #include "common/data_client.h"
 #include "common/log.h"
 #include "common/meta/meta_client.h"
@@ -735,11 +736,20 @@ int Run(const MountOptions& o, int ready_fd) {
     report("sluice-fuse: bad FUSE options '" + fopts + "'");
     return 1;
   }
+  // libfabric's shm provider installs SIGTERM/SIGINT/SIGHUP handlers when it
+  // loads (to remove its regions; it then exits), and libfuse only installs
+  // its own over the default: the mount died without unmounting. Ours win:
+  // the session ends and the mount is released; dead regions are swept by
+  // the next endpoint (common/fabric.cc).
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) signal(sig, SIG_DFL);
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
     report("sluice-fuse: cannot set signal handlers");
     return 1;
   }
+  // The loop's thread (waiting for the session to end) takes the signal.
+  pthread_t loop_thread = pthread_self();
+  WatchOwnerFromEnv("sluice-fuse " + o.mountpoint, [loop_thread] { pthread_kill(loop_thread, SIGTERM); });
   if (fuse_session_mount(se, o.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);

@@ -197,6 +197,8 @@ def start_cluster(d):
             f.write(f"[[meta]]\nid = {i}\nport = {free_port()}\n")
         for i in (1, 2, 3, 4):
             f.write(f"[[data]]\nid = {i}\nport = {free_port()}\n")
+    # The detached servers stop by themselves if this process is killed.
+    os.environ.setdefault("SLUICE_EXIT_WITH_PID", str(os.getpid()))
     start = [f"{BIN}/sluice", "cluster", "start", "--config", cfg]
     r = subprocess.run(start, capture_output=True, text=True, timeout=60)
     if r.returncode != 0:  # a port taken between free_port() and the start: once more

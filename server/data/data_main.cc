@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "common/owner_watch.h"
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  WatchOwnerFromEnv("sluice-data " + std::to_string(id));
 
   auto cfg = LoadClusterConfig(config_path);
   if (!cfg.ok()) return Fail(cfg.status().message());

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/owner_watch.h"
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  WatchOwnerFromEnv("sluice-meta " + std::to_string(id));
 
   auto cfg = LoadClusterConfig(config_path);
   if (!cfg.ok()) return Fail(cfg.status().message());

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "common/owner_watch.h"
 #include "common/clock.h"
 #include "common/auth.h"
 #include "common/config.h"
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  WatchOwnerFromEnv("sluice-mgmtd");
 
   auto cfg = LoadClusterConfig(config_path);
   if (!cfg.ok()) {

@@ -188,6 +188,9 @@ bool LocalCluster::Start(const Options& o, std::string* error) {
     }
   }
   started_ = true;
+  // The servers outlive `sluice cluster start` (detached); tie them to this
+  // test so a test killed by a timeout leaves nothing running.
+  setenv("SLUICE_EXIT_WITH_PID", std::to_string(getpid()).c_str(), /*overwrite=*/0);
   CommandOutput out = Cli("cluster start");
   // Start is idempotent: a second call waits for what the first launched
   // (a port taken between FreePort() and bind shows up here, named).

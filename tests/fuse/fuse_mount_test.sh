@@ -14,6 +14,8 @@ BIN=$1
 SRC=$2
 shift 2
 PARTS=${*:-posix tools kill helper}
+# Servers and mounts started here stop by themselves if this script is killed.
+export SLUICE_EXIT_WITH_PID=$$
 TMP=$(mktemp -d /tmp/sluice-fuse-XXXXXX)
 CFG=$TMP/cluster.toml
 MA=$TMP/mnt_a
@@ -192,6 +194,17 @@ if [[ $PARTS == *helper* ]]; then
   "$BIN/sluice" umount "$MH" || fail "sluice umount"
   grep -q " $MH " /proc/mounts && fail "still mounted after sluice umount"
   echo "ok   mount helper and sluice umount"
+  # SIGTERM to the mount process unmounts; so does the death of its owner.
+  "$BIN/sluice" mount "$MH" --config "$CFG" --log "$TMP/fuse_t.log" || fail "mount for SIGTERM"
+  pkill -TERM -f "sluice-fuse $MH" || fail "no sluice-fuse for $MH"
+  for i in $(seq 50); do grep -q " $MH " /proc/mounts || break; sleep 0.2; done
+  grep -q " $MH " /proc/mounts && fail "still mounted 10 s after SIGTERM to sluice-fuse"
+  sleep 600 & OWNER=$!
+  SLUICE_EXIT_WITH_PID=$OWNER "$BIN/sluice" mount "$MH" --config "$CFG" --log "$TMP/fuse_o.log" || fail "mount with an owner"
+  kill -9 "$OWNER"
+  for i in $(seq 50); do grep -q " $MH " /proc/mounts || break; sleep 0.2; done
+  grep -q " $MH " /proc/mounts && fail "still mounted 10 s after its owner was killed"
+  echo "ok   SIGTERM and the owner's death unmount cleanly"
 fi
 
 for m in "$MA" "$MB"; do "$BIN/sluice" umount "$m" || fail "umount $m"; done

@@ -6,6 +6,8 @@
 #   cluster_cli_test.sh BIN_DIR
 set -euo pipefail
 BIN=$1
+# Servers and mounts started here stop by themselves if this script is killed.
+export SLUICE_EXIT_WITH_PID=$$
 TMP=$(mktemp -d /tmp/sluice-cli-XXXXXX)
 CFG=$TMP/cluster.toml
 cleanup() {
@@ -75,6 +77,21 @@ for f in "$TMP"/run/*.pid; do [[ -e $f ]] && fail "pid file $f left after stop";
 "$BIN/sluice" cluster status --config "$CFG" > "$TMP/status4.txt"
 V4=$(sed -n 's/.*map version \([0-9]*\).*/\1/p' "$TMP/status4.txt")
 (( V4 > V1 )) || fail "map version went from $V1 to $V4"
+"$BIN/sluice" cluster stop --config "$CFG" >/dev/null
+
+# Servers tied to an owner process (SLUICE_EXIT_WITH_PID, as tests do) stop
+# when it is killed with -9, and a later start finds everything.
+sleep 600 & OWNER=$!
+SLUICE_EXIT_WITH_PID=$OWNER "$BIN/sluice" cluster start --config "$CFG" >/dev/null || fail "start with an owner"
+PIDS=$(cat "$TMP"/run/*.pid)
+kill -9 "$OWNER"
+for i in $(seq 50); do
+  alive=0; for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+  (( alive == 0 )) && break; sleep 0.2
+done
+(( alive == 0 )) || fail "servers still running 10 s after their owner was killed"
+grep -q "SLUICE_EXIT_WITH_PID) has exited: stopping" "$TMP"/logs/mgmtd.log || fail "mgmtd did not say why it stopped"
+"$BIN/sluice" cluster start --config "$CFG" >/dev/null || fail "start after the owner's servers stopped"
 "$BIN/sluice" cluster stop --config "$CFG" >/dev/null
 
 # Bad configs: each error names the file and the field.

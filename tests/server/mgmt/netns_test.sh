@@ -33,6 +33,8 @@ HUB="$NS-hub"
 NET="10.$((RANDOM % 200 + 20)).$((RANDOM % 250))"  # only ever inside our namespaces
 HOSTS=(mgmtd meta1 meta2 data1 data2 data3 data4 client)
 SERVERS=(mgmtd meta1 meta2 data1 data2 data3 data4)
+# Servers and mounts started here stop by themselves if this script is killed.
+export SLUICE_EXIT_WITH_PID=$$
 TMP=$(mktemp -d /tmp/sluice-manyhosts-XXXXXX)
 CFG=$TMP/cluster.toml
 ROOT=$TMP/root                     # the config's data_root: one path, a directory per host
