@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/clock.h"
@@ -402,32 +403,45 @@ void Endpoint::HandleBatch(fi_cq_msg_entry* entries, ssize_t n) {
   }
 }
 
+// How long the progress thread keeps polling after a completion before it
+// sleeps: more completions usually follow, and catching them without a
+// sleep/wake halves small round trips. SLUICE_POLL_US overrides (0: never poll).
+uint64_t PollWindowNs() {
+  static const uint64_t ns = [] {
+    const char* e = std::getenv("SLUICE_POLL_US");
+    return (e && *e ? std::strtoull(e, nullptr, 10) : 30) * 1000;
+  }();
+  return ns;
+}
+
 void Endpoint::ProgressLoop() {
   progress_id_ = std::this_thread::get_id();
   fi_cq_msg_entry entries[64];
-  uint64_t next_tick = NowMillis() + tick_ms_;
-  uint64_t last_activity = NowNanos();
+  const uint64_t poll_ns = PollWindowNs();
+  uint64_t now = NowNanos();
+  uint64_t next_tick = now + uint64_t{tick_ms_} * 1000000;
+  uint64_t last_activity = now;
   uint32_t backoff_us = 0;
   while (running_.load(std::memory_order_relaxed)) {
     ssize_t n = fi_cq_read(cq_, entries, 64);
+    now = NowNanos();  // one clock read per turn
     if (n > 0 || n == -FI_EAVAIL) {
       HandleBatch(entries, n);
-      last_activity = NowNanos();
+      last_activity = now;
       backoff_us = 0;
     } else if (n == -FI_EAGAIN) {
-      uint64_t now_ms = NowMillis();
-      int wait_ms = now_ms >= next_tick ? 0 : static_cast<int>(next_tick - now_ms);
-      if (NowNanos() - last_activity < 30000) {
-        // Right after a completion more usually follow: poll briefly (at most
-        // 30 us) before sleeping, which halves small round trips.
+      if (now - last_activity < poll_ns) {
+        // Polling right after a completion (see PollWindowNs).
       } else if (cq_fd_ >= 0) {
         // Sleep in the provider's wait (its wait set includes the sockets
-        // that manual progress must read).
+        // that manual progress must read) until the next tick at most.
+        int wait_ms = now >= next_tick ? 0 : static_cast<int>((next_tick - now + 999999) / 1000000);
         if (wait_ms > 0) {
           ssize_t m = fi_cq_sread(cq_, entries, 64, nullptr, wait_ms);
+          now = NowNanos();
           if (m > 0 || m == -FI_EAVAIL) {
             HandleBatch(entries, m);
-            last_activity = NowNanos();
+            last_activity = now;
           }
         }
       } else {
@@ -439,10 +453,9 @@ void Endpoint::ProgressLoop() {
       LOG_WARN(FiError("fi_cq_read", static_cast<int>(n)));
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    uint64_t now = NowMillis();
     if (now >= next_tick) {
       if (tick_) tick_();
-      next_tick = now + tick_ms_;
+      next_tick = NowNanos() + uint64_t{tick_ms_} * 1000000;
     }
   }
 }
