@@ -164,6 +164,7 @@ class SlowWrites final : public FileSystem {
   Status Unlink(const std::string& p) override { return fs_.Unlink(p); }
   Status Rmdir(const std::string& p) override { return fs_.Rmdir(p); }
   Result<std::vector<DirEntry>> ReadDir(const std::string& p) override { return fs_.ReadDir(p); }
+  Status SetLayout(const std::string& d, const std::string& l) override { return fs_.SetLayout(d, l); }
 
  private:
   class Slow final : public File {

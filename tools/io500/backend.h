@@ -81,6 +81,10 @@ class FileSystem {
   virtual Status Rmdir(const std::string& path) = 0;
   // All entries of a directory except "." and "..", in the back end's order.
   virtual Result<std::vector<DirEntry>> ReadDir(const std::string& path) = 0;
+  // Sets a directory's Sluice layout ("chunk_size=64KiB stripe_width=4"),
+  // as IO500 runs set striping on their directories. kUnsupported where the
+  // back end is not Sluice.
+  virtual Status SetLayout(const std::string& dir, const std::string& layout) = 0;
 
   // Convenience: Mkdir that treats kExists as success.
   Status MkdirIfMissing(const std::string& path, uint32_t mode = 0755);

@@ -779,6 +779,12 @@ Result<RunReport> Run::Execute() {
     if (setup.ok()) setup = fs_->Mkdir(run_dir_ + "/datafiles");
     if (setup.ok()) setup = fs_->Mkdir(run_dir_ + "/datafiles/ior-easy");
     if (setup.ok()) setup = fs_->Mkdir(run_dir_ + "/datafiles/ior-hard");
+    if (setup.ok() && !opt_.ior_easy_layout.empty()) {
+      setup = fs_->SetLayout(run_dir_ + "/datafiles/ior-easy", opt_.ior_easy_layout);
+    }
+    if (setup.ok() && !opt_.ior_hard_layout.empty()) {
+      setup = fs_->SetLayout(run_dir_ + "/datafiles/ior-hard", opt_.ior_hard_layout);
+    }
   }
   SLUICE_ASSIGN_OR_RETURN(uint64_t setup_failed, comm_->AllMax(setup.ok() ? 0 : 1));
   if (setup_failed) {

@@ -43,6 +43,9 @@ const char kUsage[] =
     "  --progress S            seconds between progress lines (default 10; 0 = off)\n"
     "  --seed X                data pattern seed (default: from the start time)\n"
     "  --keep                  keep the benchmark files\n"
+    "  --layout SET=LAYOUT     Sluice layout of ior-easy's or ior-hard's directory,\n"
+    "                          e.g. --layout ior-hard='chunk_size=64KiB' (on a\n"
+    "                          mount: the user.sluice.layout attribute)\n"
     "  --no-verify             do not compare read data (diagnostics only; marks\n"
     "                          the run invalid)\n"
     "  --test-corrupt SET      test hook: change a byte of SET (ior-easy, ior-hard,\n"
@@ -109,6 +112,17 @@ std::string ParseArgs(int argc, char** argv, Args* a) {
       if (a->opt.corrupt != "ior-easy" && a->opt.corrupt != "ior-hard" &&
           a->opt.corrupt != "mdtest-hard") {
         return "--test-corrupt wants ior-easy, ior-hard or mdtest-hard";
+      }
+    } else if (k == "--layout") {
+      std::string l = v;
+      size_t eq = l.find('=');
+      std::string set = eq == std::string::npos ? "" : l.substr(0, eq);
+      if (set == "ior-easy") {
+        a->opt.ior_easy_layout = l.substr(eq + 1);
+      } else if (set == "ior-hard") {
+        a->opt.ior_hard_layout = l.substr(eq + 1);
+      } else {
+        return "--layout wants ior-easy=LAYOUT or ior-hard=LAYOUT, e.g. ior-hard='chunk_size=64KiB'; got '" + l + "'";
       }
     } else if (k == "--progress") {
       a->opt.progress_interval = std::atof(v);

@@ -45,6 +45,12 @@ struct Options {
   // of the named data set ("ior-easy", "ior-hard" or "mdtest-hard"); the
   // matching read phase must then fail verification and invalidate the run.
   std::string corrupt;
+
+  // Sluice layouts for the data directories, set by rank 0 before the first
+  // phase (--layout ior-hard='chunk_size=64KiB'), as IO500 runs on other
+  // parallel file systems set striping per directory. Empty: inherited.
+  std::string ior_easy_layout;
+  std::string ior_hard_layout;
 };
 
 // A CI-sized run: a 2 s stonewall and small caps, so it takes seconds.

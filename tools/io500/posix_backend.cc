@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -107,6 +108,21 @@ Result<FileStat> PosixFileSystem::Stat(const std::string& path) {
 Status PosixFileSystem::Mkdir(const std::string& path, uint32_t mode) {
   std::string full = Full(path);
   if (::mkdir(full.c_str(), mode) != 0) return Status::FromErrno(errno, "mkdir " + full);
+  return Status::Ok();
+}
+
+Status PosixFileSystem::SetLayout(const std::string& dir, const std::string& layout) {
+  std::string full = Full(dir);
+  // A Sluice mount's virtual attribute (client::kLayoutXattr): every
+  // directory there has it; elsewhere it is missing (or unsupported).
+  if (::getxattr(full.c_str(), "user.sluice.layout", nullptr, 0) < 0) {
+    return Status(Code::kUnsupported, "layout of " + full + ": not a Sluice mount (no user.sluice.layout: " +
+                                          std::strerror(errno) + ")");
+  }
+  if (::setxattr(full.c_str(), "user.sluice.layout", layout.data(), layout.size(), 0) != 0) {
+    int e = errno;
+    return Status::FromErrno(e, "set layout '" + layout + "' on " + full);
+  }
   return Status::Ok();
 }
 

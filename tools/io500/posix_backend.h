@@ -20,6 +20,7 @@ class PosixFileSystem final : public FileSystem {
                                      uint32_t mode = 0644) override;
   Result<FileStat> Stat(const std::string& path) override;
   Status Mkdir(const std::string& path, uint32_t mode = 0755) override;
+  Status SetLayout(const std::string& dir, const std::string& layout) override;
   Status Unlink(const std::string& path) override;
   Status Rmdir(const std::string& path) override;
   Result<std::vector<DirEntry>> ReadDir(const std::string& path) override;

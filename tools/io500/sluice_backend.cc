@@ -107,6 +107,13 @@ Status SluiceFileSystem::Mkdir(const std::string& path, uint32_t mode) {
   return Status::Ok();
 }
 
+Status SluiceFileSystem::SetLayout(const std::string& dir, const std::string& layout) {
+  std::string full = Full(dir);
+  Status s = client_->SetDirLayout(full, layout);
+  if (!s.ok()) return Status(s.code(), "sluice:" + full + ": " + s.message());
+  return s;
+}
+
 Status SluiceFileSystem::Unlink(const std::string& path) {
   std::string full = Full(path);
   Status s = client_->Unlink(full);

@@ -2,6 +2,7 @@
 // (mkdtemp directory, free ports; stopped, then any leftover pid killed, when
 // the suite ends, even on failure): the native libsluice back end, and the
 // POSIX back end on the same cluster's FUSE mount.
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -175,9 +176,34 @@ TEST_F(Io500Native, QuickRunOnFuseMountIsValid) {
     }
   } unmount{mnt};
   ASSERT_TRUE(fs::create_directory(mnt + "/io500posix"));
+  // With ior-hard's directory given 64 KiB chunks through the mount's
+  // user.sluice.layout, as IO500 runs set striping; files kept to check it.
   Output o = Sh(std::string(SLUICE_IO500_BIN) + " --quick --no-drop-caches --progress 0 --ranks 2 --target fuse=" +
-                 mnt + "/io500posix --result-dir " + dir_ + "/res-fuse");
+                 mnt + "/io500posix --layout ior-hard=chunk_size=64KiB --keep --result-dir " + dir_ + "/res-fuse");
   ExpectQuickRunValid(o, dir_ + "/res-fuse/fuse/result.json");
+  int hard_files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(mnt + "/io500posix")) {
+    std::string p = e.path().string();
+    if (!e.is_regular_file() || p.find("/datafiles/ior-hard/") == std::string::npos) continue;
+    char buf[256];
+    ssize_t n = getxattr(p.c_str(), client::kLayoutXattr, buf, sizeof buf);
+    ASSERT_GT(n, 0) << p;
+    EXPECT_NE(std::string(buf, static_cast<size_t>(n)).find("chunk_size=65536 "), std::string::npos)
+        << p << ": " << std::string(buf, static_cast<size_t>(n));
+    ++hard_files;
+  }
+  EXPECT_EQ(hard_files, 1) << "the kept ior-hard file";
+}
+
+// --layout needs a Sluice target; elsewhere the run stops and says why.
+TEST_F(Io500Native, LayoutOnAPlainDirectoryIsRefused) {
+  fs::create_directories(dir_ + "/plain");
+  Output o = Sh(std::string(SLUICE_IO500_BIN) + " --quick --progress 0 --layout ior-hard=chunk_size=64KiB --dir " +
+                 dir_ + "/plain --result-dir " + dir_ + "/res-plain");
+  EXPECT_NE(o.exit_code, 0) << o.text;
+  EXPECT_NE(o.text.find("not a Sluice mount"), std::string::npos) << o.text;
+  Output bad = Sh(std::string(SLUICE_IO500_BIN) + " --quick --layout mdtest=chunk_size=64KiB --dir " + dir_ + "/plain");
+  EXPECT_EQ(bad.exit_code, 2) << bad.text;
 }
 
 }  // namespace
