@@ -43,11 +43,27 @@ struct Signal {
     if (!s.ok()) st = s;
     cv.notify_all();
   }
-  void WaitFor(int n) {
+  // A bare exchange has no retries: a lost message would hang the benchmark,
+  // so give up loudly instead.
+  void WaitForever(int n) {
     std::unique_lock<std::mutex> l(mu);
     cv.wait(l, [&] { return count >= n; });
   }
+  void WaitFor(int n) {
+    std::unique_lock<std::mutex> l(mu);
+    if (!cv.wait_for(l, std::chrono::seconds(20), [&] { return count >= n; })) {
+      std::fprintf(stderr, "rpc_bench: bare exchange got no completion in 20 s (a lost message); rerun\n");
+      std::exit(1);
+    }
+  }
 };
+
+void MustPost(const Status& st, const char* what) {
+  if (!st.ok()) {
+    std::fprintf(stderr, "rpc_bench: bare exchange %s failed: %s\n", what, st.ToString().c_str());
+    std::exit(1);
+  }
+}
 
 struct BareMsg {
   uint64_t addr, len, key;
@@ -78,7 +94,7 @@ int ServeBare(const std::string& prov, uint16_t port) {
       got.Post(s);
     };
     if (!(*ep)->PostRecv(rbuf.data(), 4096, rbuf.desc(), &rop).ok()) return 1;
-    got.WaitFor(1);
+    got.WaitForever(1);  // the client may be busy with the RPC half
     BareMsg m;
     std::memcpy(&m, rbuf.data(), std::min(got_len, sizeof m));
     auto peer = (*ep)->Insert(std::string(m.name, m.name_len));
@@ -122,7 +138,7 @@ struct BareClient {
     net::Operation rop, sop;
     rop.done = [&](Status st, size_t) { s.Post(st); };
     sop.done = [&](Status st, size_t) { s.Post(st); };
-    (void)ep->PostRecv(ack.data(), 4096, ack.desc(), &rop);
+    MustPost(ep->PostRecv(ack.data(), 4096, ack.desc(), &rop), "receive");
     BareMsg m{};
     m.addr = len ? data.RemoteAddr(data.data()) : 0;
     m.len = len;
@@ -137,7 +153,7 @@ struct BareClient {
     } else {
       std::memcpy(msg.data(), &m, sizeof m);
     }
-    (void)ep->PostSend(server, msg.data(), n, msg.desc(), &sop);
+    MustPost(ep->PostSend(server, msg.data(), n, msg.desc(), &sop), "send");
     s.WaitFor(2);
   }
 };
