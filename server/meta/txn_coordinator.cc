@@ -292,6 +292,16 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
   }
 
   OpsByShard ops;
+  // A renamed inode's ctime changes (as on Linux); a directory moving to
+  // another parent also gets its new "..".
+  auto moved = [&](const InodeAttr& x, uint64_t new_parent) {
+    TxnOp op = AdjustInode(x.ino(), 0);
+    if (x.type() == FILE_TYPE_DIRECTORY && p1 != p2) {
+      op.set_set_parent(true);
+      op.set_new_parent(new_parent);
+    }
+    ops[InodeShard(x.ino())].push_back(op);
+  };
   if (flags & kRenameExchange) {
     if (!dst_exists) return Status(Code::kNotFound, desc + ": exchange target does not exist");
     if (p1 != p2) {
@@ -300,20 +310,8 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
     }
     ops[a].push_back(PutDentry(p1, n1, dst.ino(), dst.type(), src.ino()));
     ops[b].push_back(PutDentry(p2, n2, src.ino(), src.type(), dst.ino()));
-    if (p1 != p2) {
-      if (src_dir) {
-        TxnOp op = AdjustInode(src.ino(), 0);
-        op.set_set_parent(true);
-        op.set_new_parent(p2);
-        ops[InodeShard(src.ino())].push_back(op);
-      }
-      if (dst_dir) {
-        TxnOp op = AdjustInode(dst.ino(), 0);
-        op.set_set_parent(true);
-        op.set_new_parent(p1);
-        ops[InodeShard(dst.ino())].push_back(op);
-      }
-    }
+    moved(src, p2);
+    moved(dst, p1);
     return RunTxn(desc, ops);
   }
 
@@ -326,12 +324,7 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
 
   ops[a].push_back(DeleteDentry(p1, n1, src.ino()));
   ops[b].push_back(PutDentry(p2, n2, src.ino(), src.type(), dst_exists ? dst.ino() : 0));
-  if (src_dir && p1 != p2) {
-    TxnOp op = AdjustInode(src.ino(), 0);
-    op.set_set_parent(true);
-    op.set_new_parent(p2);
-    ops[InodeShard(src.ino())].push_back(op);
-  }
+  moved(src, p2);
   if (dst_exists) {
     if (dst_dir) {
       for (uint32_t s = 0; s < n; ++s) ops[s].push_back(Fence(dst.ino()));

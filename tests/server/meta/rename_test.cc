@@ -1,6 +1,7 @@
 // rename within and across shards, replacing targets, NOREPLACE/EXCHANGE,
 // EINVAL on moving a directory into its own subtree, and no cycle under
 // concurrent renames.
+#include <chrono>
 #include <random>
 #include <set>
 #include <thread>
@@ -132,6 +133,37 @@ TEST_P(RenameTest, ReplaceTarget) {
   EXPECT_CODE(ns().GetAttr(empty), kNotFound);
   // The replaced directory is fenced: it takes no new entries.
   EXPECT_CODE(ns().Create(Root(), empty, "late", 0644, true), kNotFound);
+  ExpectQuiet();
+}
+
+// rename(2) changes the renamed inode's ctime (Linux does), not its mtime;
+// an exchange changes both inodes'.
+TEST_P(RenameTest, RenameChangesTheInodesCtime) {
+  uint64_t a = MkdirOrDie(work_, "ca");
+  uint64_t b = MkdirOrDie(work_, "cb");
+  for (int i = 0; i < 8; ++i) {  // with 4 shards, inodes on other shards than both dentries
+    std::string n = "c" + std::to_string(i);
+    uint64_t ino = CreateOrDie(a, n);
+    uint64_t other = CreateOrDie(b, n);
+    auto before = ns().GetAttr(ino);
+    auto other_before = ns().GetAttr(other);
+    ASSERT_OK(before);
+    ASSERT_OK(other_before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_OK(ns().Rename(User(), a, n, a, n + ".r"));
+    auto after = ns().GetAttr(ino);
+    ASSERT_OK(after);
+    EXPECT_GT(after->ctime_ns(), before->ctime_ns()) << n;
+    EXPECT_EQ(after->mtime_ns(), before->mtime_ns()) << n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_OK(ns().Rename(User(), a, n + ".r", b, n, kRenameExchange));
+    auto x = ns().GetAttr(ino);
+    auto y = ns().GetAttr(other);
+    ASSERT_OK(x);
+    ASSERT_OK(y);
+    EXPECT_GT(x->ctime_ns(), after->ctime_ns()) << n;
+    EXPECT_GT(y->ctime_ns(), other_before->ctime_ns()) << n;
+  }
   ExpectQuiet();
 }
 
