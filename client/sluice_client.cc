@@ -557,23 +557,10 @@ Status Client::RemoveData(const InodeAttr& attr) {
   std::set<uint32_t> chains;
   uint64_t w = attr.layout().chain_ids_size() > 0 ? attr.layout().chain_ids_size() : map_stripe_width_;
   for (uint64_t i = 0; i < w; ++i) chains.insert(ChainOf(attr, i));
-  // Each chain's removal waits for its replicas: all chains at once, on the
-  // IO threads (callers are user threads, never those threads).
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t left = chains.size();
-  Status first;
-  for (uint32_t ch : chains) {
-    pool_->Submit([&, ch] {
-      auto r = data_->RemoveChunks(ch, attr.ino(), {});
-      std::lock_guard<std::mutex> l(mu);
-      if (!r.ok() && r.status().code() != Code::kNotFound && first.ok()) first = r.status();
-      if (--left == 0) cv.notify_all();
-    });
-  }
-  std::unique_lock<std::mutex> l(mu);
-  cv.wait(l, [&] { return left == 0; });
-  return first;
+  // Every replica of every chain in one round trip.
+  auto r = data_->RemoveFile(std::vector<uint32_t>(chains.begin(), chains.end()), attr.ino());
+  if (!r.ok() && r.status().code() != Code::kNotFound) return r.status();
+  return Status::Ok();
 }
 
 Result<meta::CreateResult> Client::Create(const Caller& caller, uint64_t parent, std::string_view name,

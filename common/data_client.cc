@@ -233,26 +233,79 @@ Result<ChunkVersion> DataClient::Truncate(uint32_t chain_id, uint64_t inode, uin
 }
 
 Result<uint64_t> DataClient::RemoveChunks(uint32_t chain_id, uint64_t inode, const std::vector<uint64_t>& indexes) {
-  auto map = FetchMap(true);
-  if (!map.ok()) return map.status();
-  const mgmt::ChainInfo* chain = FindChain(*map, chain_id);
-  if (!chain) return Status(Code::kNotFound, "chain " + std::to_string(chain_id) + " is not in the cluster map");
-  uint64_t removed = 0;
-  for (int i = 0; i < chain->members_size(); i++) {
-    uint32_t target = chain->members(i);
-    auto peer = PeerOfTarget(*map, target);
-    if (!peer.ok()) return peer.status();
-    datasvc::RemoveChunksRequest req;
-    req.set_target_id(target);
-    req.set_inode(inode);
-    for (uint64_t x : indexes) req.add_indexes(x);
-    datasvc::RemoveChunksResponse resp;
-    auto r = Rpc()->Call(*peer, std::string(kSvc) + "RemoveChunks", req, &resp,
-                        rpc::CallOptions{options_.call_timeout_ms, map->version()});
-    if (!r.status.ok()) return r.status.Prefix("remove chunks of inode " + std::to_string(inode) + " on " + T(target));
-    if (i == 0) removed = resp.removed();
+  return Remove({chain_id}, inode, indexes);
+}
+
+Result<uint64_t> DataClient::RemoveFile(const std::vector<uint32_t>& chains, uint64_t inode) {
+  return Remove(chains, inode, {});
+}
+
+Result<uint64_t> DataClient::Remove(const std::vector<uint32_t>& chains, uint64_t inode,
+                                    const std::vector<uint64_t>& indexes) {
+  // Every member of every chain at once, against the cached map; a member
+  // that knows a newer map answers kStaleMap and the whole removal is sent
+  // again once with a fresh map (removing twice is harmless).
+  for (int attempt = 0;; attempt++) {
+    auto map = FetchMap(attempt > 0);
+    if (!map.ok()) return map.status();
+    struct Call {
+      uint32_t target = 0;
+      bool head = false;
+      datasvc::RemoveChunksRequest req;
+      datasvc::RemoveChunksResponse resp;
+      Status status;
+    };
+    std::vector<std::unique_ptr<Call>> calls;
+    for (uint32_t chain_id : chains) {
+      const mgmt::ChainInfo* chain = FindChain(*map, chain_id);
+      if (!chain) return Status(Code::kNotFound, "chain " + std::to_string(chain_id) + " is not in the cluster map");
+      for (int i = 0; i < chain->members_size(); i++) {
+        auto c = std::make_unique<Call>();
+        c->target = chain->members(i);
+        c->head = i == 0;
+        c->req.set_target_id(c->target);
+        c->req.set_inode(inode);
+        for (uint64_t x : indexes) c->req.add_indexes(x);
+        calls.push_back(std::move(c));
+      }
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = calls.size();
+    std::shared_ptr<rpc::RpcClient> rpc = Rpc();
+    for (auto& cp : calls) {
+      Call* c = cp.get();
+      auto done = [&, c](const rpc::CallResult& r) {
+        std::lock_guard<std::mutex> l(mu);
+        c->status = r.status;
+        if (--left == 0) cv.notify_all();
+      };
+      auto peer = PeerOfTarget(*map, c->target);
+      if (!peer.ok()) {
+        rpc::CallResult r;
+        r.status = peer.status();
+        done(r);
+        continue;
+      }
+      rpc->CallAsync(*peer, std::string(kSvc) + "RemoveChunks", c->req, &c->resp,
+                     rpc::CallOptions{options_.call_timeout_ms, map->version()}, done);
+    }
+    {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return left == 0; });
+    }
+    bool stale = false;
+    for (auto& c : calls) stale |= c->status.code() == Code::kStaleMap;
+    if (stale && attempt == 0) continue;
+    uint64_t removed = 0;
+    for (auto& c : calls) {
+      if (!c->status.ok()) {
+        return c->status.Prefix("remove chunks of inode " + std::to_string(inode) + " on " + T(c->target));
+      }
+      if (c->head) removed += c->resp.removed();
+    }
+    return removed;
   }
-  return removed;
 }
 
 // -------------------------------------------------------------------- reads --

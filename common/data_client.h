@@ -102,6 +102,9 @@ class DataClient {
   // Removes chunks of a file (all of them when `indexes` is empty) from every
   // member of the chain; returns how many the head had.
   Result<uint64_t> RemoveChunks(uint32_t chain_id, uint64_t inode, const std::vector<uint64_t>& indexes);
+  // All chunks of a file from every member of each of `chains`, all at once
+  // (one round trip); returns how many the chains' heads had.
+  Result<uint64_t> RemoveFile(const std::vector<uint32_t>& chains, uint64_t inode);
 
   // Reads every op. Returns when all are done; each op has its own status.
   // `on_done(i)`, if given, runs as op i completes (out of order, on an
@@ -137,6 +140,7 @@ class DataClient {
   // server restarted: a transport endpoint that knew the old process keeps
   // talking to its stale state (seen with shm after kill -9).
   Result<mgmt::ClusterMap> FetchMap(bool refresh);
+  Result<uint64_t> Remove(const std::vector<uint32_t>& chains, uint64_t inode, const std::vector<uint64_t>& indexes);
 
   DataClientOptions options_;
   rpc::Peer mgmtd_;

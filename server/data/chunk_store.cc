@@ -1247,7 +1247,13 @@ Result<ChunkMeta> ChunkStore::Stat(const ChunkId& chunk) {
 Result<std::vector<ChunkMeta>> ChunkStore::ListFile(uint64_t inode) {
   std::vector<ChunkMeta> out;
   std::string prefix = FileKeyPrefix(inode);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  // Bounded: without it a Seek past this file's keys would step over every
+  // deletion tombstone up to the next live key (files removed earlier).
+  std::string end = inode == UINT64_MAX ? std::string("d") : FileKeyPrefix(inode + 1);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     SLUICE_ASSIGN_OR_RETURN(ChunkId id, DecodeChunkKey(it->key().ToStringView()));
     SLUICE_ASSIGN_OR_RETURN(ChunkRecord rec, DecodeChunkRecord(it->value().ToStringView(), id));

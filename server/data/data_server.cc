@@ -747,6 +747,21 @@ void DataServer::RegisterHandlers(rpc::RpcServer* server) {
         resp->set_removed(*n);
         return Status::Ok();
       });
+  // Removing a file that has nothing on this target (an empty file; chunks
+  // live on a few of the chains) is answered as it arrives, on the progress
+  // thread; anything with chunks to remove goes to a worker as above.
+  server->RegisterInline<ds::RemoveChunksRequest, ds::RemoveChunksResponse>(
+      svc + "RemoveChunks",
+      [this, store_of](CallContext& ctx, const ds::RemoveChunksRequest& req, ds::RemoveChunksResponse* resp) -> Status {
+        if (req.indexes_size() != 0) return ctx.Defer();
+        SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
+        auto s = store_of(req.target_id());
+        if (!s.ok()) return ctx.Defer();
+        auto metas = (*s)->ListFile(req.inode());
+        if (!metas.ok() || !metas->empty()) return ctx.Defer();
+        resp->set_removed(0);
+        return Status::Ok();
+      });
   server->Register<ds::QueryChunksRequest, ds::QueryChunksResponse>(
       svc + "QueryChunks",
       [this, store_of](CallContext& ctx, const ds::QueryChunksRequest& req, ds::QueryChunksResponse* resp) -> Status {
