@@ -104,13 +104,34 @@ TEST(Crc32c, KnownVectors) {
   EXPECT_EQ(c, Crc32c(s.data(), s.size()));
 }
 
+// A server and a client in this process, over tcp on loopback.
+struct InProcess {
+  uint16_t port = test::FreePort();
+  Result<std::unique_ptr<RpcServer>> server = Status(Code::kInternal, "not created");
+  Result<std::unique_ptr<RpcClient>> client = Status(Code::kInternal, "not created");
+  Result<Peer> peer = Status(Code::kInternal, "not resolved");
+  explicit InProcess(size_t workers) {
+    ServerOptions so;
+    so.fabric = {"tcp", "127.0.0.1", port};
+    so.workers = workers;
+    server = RpcServer::Create(so);
+  }
+  // After the handlers are registered.
+  Status StartAndConnect() {
+    SLUICE_RETURN_IF_ERROR((*server)->Start());
+    ClientOptions co;
+    co.fabric.provider = "tcp";
+    client = RpcClient::Create(co);
+    if (!client.ok()) return client.status();
+    peer = (*client)->Resolve("127.0.0.1", port);
+    return peer.status();
+  }
+};
+
 // In-process dispatch: handlers run on at most `workers` threads at once.
 TEST(Dispatch, BoundedWorkersAndUnknownMethod) {
-  uint16_t port = test::FreePort();
-  ServerOptions so;
-  so.fabric = {"tcp", "127.0.0.1", port};
-  so.workers = 2;
-  auto server = RpcServer::Create(so);
+  InProcess p(2);
+  auto& server = p.server;
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   std::atomic<int> running{0}, max_running{0};
   (*server)->Register<EchoRequest, EchoResponse>(
@@ -123,14 +144,10 @@ TEST(Dispatch, BoundedWorkersAndUnknownMethod) {
         resp->set_data(req.data());
         return Status::Ok();
       });
-  Status started = (*server)->Start();
+  Status started = p.StartAndConnect();
   ASSERT_TRUE(started.ok()) << started.ToString();
-  ClientOptions co;
-  co.fabric.provider = "tcp";
-  auto client = RpcClient::Create(co);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
-  auto peer = (*client)->Resolve("127.0.0.1", port);
-  ASSERT_TRUE(peer.ok());
+  auto& client = p.client;
+  auto& peer = p.peer;
   std::atomic<int> ok{0};
   std::vector<std::unique_ptr<EchoResponse>> resps;
   std::mutex mu;
@@ -165,11 +182,8 @@ TEST(Dispatch, BoundedWorkersAndUnknownMethod) {
 // Inline handlers run on the progress thread; one that defers hands the
 // request to a worker's handler, which then answers it.
 TEST(Dispatch, InlineHandlersAnswerOrDefer) {
-  uint16_t port = test::FreePort();
-  ServerOptions so;
-  so.fabric = {"tcp", "127.0.0.1", port};
-  so.workers = 1;
-  auto server = RpcServer::Create(so);
+  InProcess p(1);
+  auto& server = p.server;
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   std::atomic<int> by_worker{0}, inline_calls{0};
   (*server)->Register<EchoRequest, EchoResponse>(
@@ -188,13 +202,10 @@ TEST(Dispatch, InlineHandlersAnswerOrDefer) {
         resp->set_data("inline:" + req.data());
         return Status::Ok();
       });
-  ASSERT_TRUE((*server)->Start().ok());
-  ClientOptions co;
-  co.fabric.provider = "tcp";
-  auto client = RpcClient::Create(co);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
-  auto peer = (*client)->Resolve("127.0.0.1", port);
-  ASSERT_TRUE(peer.ok());
+  Status started = p.StartAndConnect();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  auto& client = p.client;
+  auto& peer = p.peer;
   auto call = [&](const std::string& data, EchoResponse* resp) {
     EchoRequest req;
     req.set_data(data);
