@@ -426,19 +426,35 @@ Result<std::unique_ptr<File>> Client::Open(std::string_view path, int flags, uin
   return f;
 }
 
-Result<InodeAttr> Client::Lookup(const Caller& caller, uint64_t parent, std::string_view name) {
-  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, meta_->Lookup(caller, parent, name));
+void Client::MergeLocalSize(InodeAttr* a) {
   std::shared_ptr<InodeState> st;
   {
     std::lock_guard<std::mutex> l(states_mu_);
-    auto it = states_.find(a.ino());
+    auto it = states_.find(a->ino());
     if (it != states_.end()) st = it->second.lock();
   }
   if (st) {
     std::lock_guard<std::mutex> l(st->mu);
-    if (st->dirty || st->size > a.size()) a.set_size(std::max(st->size, a.size()));
+    if (st->dirty || st->size > a->size()) a->set_size(std::max(st->size, a->size()));
   }
+}
+
+Result<InodeAttr> Client::Lookup(const Caller& caller, uint64_t parent, std::string_view name) {
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr a, meta_->Lookup(caller, parent, name));
+  MergeLocalSize(&a);
   return a;
+}
+
+std::vector<Result<InodeAttr>> Client::LookupMany(const Caller& caller, uint64_t parent,
+                                                 const std::vector<std::string>& names) {
+  std::vector<meta::LookupItem> items;
+  items.reserve(names.size());
+  for (const auto& n : names) items.push_back({parent, n});
+  auto out = meta_->LookupMany(caller, items);
+  for (auto& r : out) {
+    if (r.ok()) MergeLocalSize(&r.value());
+  }
+  return out;
 }
 
 Result<InodeAttr> Client::GetAttr(uint64_t ino) {

@@ -236,6 +236,10 @@ class Client {
   // ---- Namespace by inode (what FUSE speaks). `caller` is the identity the
   // permission checks use.
   Result<InodeAttr> Lookup(const Caller& caller, uint64_t parent, std::string_view name);
+  // Many names of one directory at once (batched per shard; results in
+  // order, each with its own status): what `ls -l` and readdirplus need.
+  std::vector<Result<InodeAttr>> LookupMany(const Caller& caller, uint64_t parent,
+                                            const std::vector<std::string>& names);
   // The attributes, with the size merged with this client's unreported writes.
   Result<InodeAttr> GetAttr(uint64_t ino);
   // setattr(2)-like; a size change truncates the data too (meta::kSet* bits).
@@ -316,6 +320,8 @@ class Client {
   // a cached ancestor makes one more walk from the root, uncached.
   Result<InodeAttr> ResolveDir(const std::string& path, bool use_cache = true);
   void ForgetDirs();
+  // A looked-up size merged with this client's own unreported writes.
+  void MergeLocalSize(InodeAttr* a);
   Result<FileLayout> LayoutOf(uint64_t ino);
   Status SetDirLayoutAt(const Caller& caller, uint64_t dir, std::string_view text);
 

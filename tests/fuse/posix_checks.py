@@ -216,6 +216,16 @@ def _():
     for n in names:
         write(p("d", n), n.encode())
     assert set(os.listdir(p("d"))) == names
+    # From the other mount (nothing cached there): readdirplus hands the
+    # kernel every entry's attributes (looked up in batches).
+    seen = {}
+    with os.scandir(os.path.join(ROOT_B, "d")) as it:
+        for e in it:
+            seen[e.name] = (e.inode(), e.stat(follow_symlinks=False).st_size)
+    assert set(seen) == names, sorted(set(seen) ^ names)[:5]
+    for n, (ino, size) in seen.items():
+        assert size == len(n), (n, size)
+        assert ino == os.stat(p("d", n)).st_ino, n
     expect_errno(errno.ENOTEMPTY, os.rmdir, p("d"))
     expect_errno(errno.EEXIST, os.mkdir, p("d"))
     expect_errno(errno.ENOENT, os.stat, p("d", "nope"))
