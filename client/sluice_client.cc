@@ -1148,7 +1148,11 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset, Spans* span
   if (offset >= size || n == 0) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, size - offset));
   size_t window = client_->options_.read_ahead_bytes;
-  bool sequential = offset == last_read_end_;
+  // Sequential: continuing the previous read, or skipping forward by no more
+  // than this read's length (a strided reader still uses at least half of
+  // what read-ahead fetches, as in IOR's interleaved shared-file reads; the
+  // kernel's read-ahead serves a mount the same way).
+  bool sequential = offset >= last_read_end_ && offset - last_read_end_ <= n;
   last_read_end_ = offset + n;
   auto covers = [&](const std::shared_ptr<Window>& w, uint64_t at) {
     return w && w->gen == gen && at >= w->off && at < w->off + w->len;

@@ -105,6 +105,33 @@ TEST_F(ClientTest, StripedWriteReadBackAcrossChains) {
   EXPECT_GT(c_->stats().read_ahead_hits.load(), 0u);
 }
 
+// IOR-hard-style strided reads (every other 47008-byte block) are served by
+// read-ahead windows and return the right bytes; sparser strides are not.
+TEST_F(ClientTest, StridedReadsUseReadAhead) {
+  const size_t block = 47008, blocks = 200;
+  auto data = Random(block * blocks, 7);
+  {
+    auto f = c_->Open("/strided", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    ASSERT_TRUE((*f)->Write(data.data(), data.size()).ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  auto read_every = [&](size_t stride) -> uint64_t {
+    auto r = c_->Open("/strided", O_RDONLY);
+    EXPECT_TRUE(r.ok());
+    uint64_t hits0 = c_->stats().read_ahead_hits.load();
+    std::vector<char> got(block);
+    for (size_t b = 1; b < blocks; b += stride) {
+      auto n = (*r)->Pread(got.data(), block, b * block);
+      EXPECT_TRUE(n.ok() && *n == block) << "block " << b;
+      EXPECT_EQ(0, std::memcmp(got.data(), data.data() + b * block, block)) << "block " << b;
+    }
+    return c_->stats().read_ahead_hits.load() - hits0;
+  };
+  EXPECT_GT(read_every(2), 50u) << "every other block: read-ahead should serve most reads";
+  EXPECT_EQ(read_every(5), 0u) << "one block in five: no read-ahead (it would fetch 5x the data)";
+}
+
 TEST_F(ClientTest, HolesReadZerosAndOffsetsPast4GiB) {
   auto f = c_->Open("/holes", O_CREAT | O_RDWR | O_TRUNC, 0644);
   ASSERT_TRUE(f.ok());
