@@ -242,8 +242,8 @@ Result<uint64_t> DataClient::RemoveFile(const std::vector<uint32_t>& chains, uin
 
 Result<uint64_t> DataClient::Remove(const std::vector<uint32_t>& chains, uint64_t inode,
                                     const std::vector<uint64_t>& indexes) {
-  // Every member of every chain at once, against the cached map; a member
-  // that knows a newer map answers kStaleMap and the whole removal is sent
+  // Every member of every chain at once, against the cached map; when a
+  // member answers kStaleMap or cannot be reached, the whole removal is sent
   // again once with a fresh map (removing twice is harmless).
   for (int attempt = 0;; attempt++) {
     auto map = FetchMap(attempt > 0);
@@ -294,9 +294,14 @@ Result<uint64_t> DataClient::Remove(const std::vector<uint32_t>& chains, uint64_
       std::unique_lock<std::mutex> l(mu);
       cv.wait(l, [&] { return left == 0; });
     }
-    bool stale = false;
-    for (auto& c : calls) stale |= c->status.code() == Code::kStaleMap;
-    if (stale && attempt == 0) continue;
+    // A member that knows a newer map, or one that is gone (the fresh map
+    // may have moved it out of its chain): once more against a fresh map.
+    bool again = false;
+    for (auto& c : calls) {
+      Code k = c->status.code();
+      again |= k == Code::kStaleMap || k == Code::kUnavailable || k == Code::kTimeout;
+    }
+    if (again && attempt == 0) continue;
     uint64_t removed = 0;
     for (auto& c : calls) {
       if (!c->status.ok()) {
