@@ -174,6 +174,13 @@ if [[ $PARTS == *kill* ]]; then
   cmp "$TMP/kill.src" "$TMP/kill.back" || fail "wrong bytes with a data server dead"
   kill -0 "$VICTIM" 2>/dev/null && fail "data2 still alive"
   echo "ok   reads continue with a data server killed"
+  # Removing a file with a replica's server dead: the data goes from the
+  # live replicas (the removal retries against a fresh map), nothing logged.
+  rm "$MA/kill.bin" || fail "rm with a data server dead"
+  [[ -e "$MB/kill.bin" ]] && sleep 1.2
+  [[ -e "$MB/kill.bin" ]] && fail "removed file still visible on the other mount"
+  grep -q "remove data of" "$TMP/fuse_a.log" && { grep "remove data of" "$TMP/fuse_a.log"; fail "data removal failed with a data server dead"; }
+  echo "ok   unlink with a data server dead"
 fi
 
 if [[ $PARTS == *helper* ]]; then
