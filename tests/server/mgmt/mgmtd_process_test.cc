@@ -47,17 +47,21 @@ class MgmtdProcess : public ::testing::Test {
     EXPECT_TRUE(m.ok()) << m.status().ToString();
     return m.ok() ? *m : mgmt::ClusterMap();
   }
+  // A missing entry fails the test and reads as a default one (no crash, so
+  // the rest of the test still reports what it sees).
   static const mgmt::ServerInfo* Server(const mgmt::ClusterMap& m, mgmt::ServerKind k, uint32_t id) {
     for (auto& s : m.servers()) {
       if (s.kind() == k && s.id() == id) return &s;
     }
-    return nullptr;
+    ADD_FAILURE() << "server " << id << " is not in the map";
+    return &mgmt::ServerInfo::default_instance();
   }
   static const mgmt::TargetInfo* Target(const mgmt::ClusterMap& m, uint32_t id) {
     for (auto& t : m.targets()) {
       if (t.id() == id) return &t;
     }
-    return nullptr;
+    ADD_FAILURE() << "target " << id << " is not in the map";
+    return &mgmt::TargetInfo::default_instance();
   }
 
   test::TempDir dir_;
