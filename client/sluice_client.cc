@@ -88,14 +88,7 @@ struct InodeState {
 
 namespace {
 
-uint64_t Mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
+using meta::Mix64;
 
 bool Retryable(Code c) {
   return c == Code::kUnavailable || c == Code::kTimeout || c == Code::kStaleMap || c == Code::kBusy;

@@ -61,6 +61,9 @@ inline uint32_t InodeShard(uint64_t ino) { return static_cast<uint32_t>(ino >> k
 // Stable 64-bit hash (FNV-1a over the parent's 8 little-endian bytes and the
 // name, then a murmur3 finaliser). Never change it: it places data on disk.
 uint64_t DentryHash(uint64_t parent, std::string_view name);
+// A fixed 64-bit mixer (MurmurHash3's finalizer), the same on every machine:
+// spreads inode numbers over lock stripes and chain pools.
+uint64_t Mix64(uint64_t x);
 // The shard that owns dentry (parent, name) in a cluster of num_shards shards.
 inline uint32_t DentryShard(uint64_t parent, std::string_view name, uint32_t num_shards) {
   return static_cast<uint32_t>(DentryHash(parent, name) % num_shards);

@@ -207,15 +207,6 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Status(Code::kIo, what + ": " + s.ToString());
 }
 
-uint64_t Mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
-
 const char* TypeName(FileType t) {
   switch (t) {
     case FILE_TYPE_REGULAR: return "file";
