@@ -1244,17 +1244,41 @@ Result<ChunkMeta> ChunkStore::Stat(const ChunkId& chunk) {
   return MetaOf(chunk, rec);
 }
 
+namespace {
+// An iterator over one file's chunk keys, bounded: without the bound a Seek
+// past the file's keys would step over every deletion tombstone up to the
+// next live key (files removed earlier).
+struct FileIterator {
+  std::string prefix, end;
+  rocksdb::Slice upper;
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it;
+  FileIterator(rocksdb::DB* db, uint64_t inode)
+      : prefix(FileKeyPrefix(inode)),
+        end(inode == UINT64_MAX ? std::string("d") : FileKeyPrefix(inode + 1)),
+        upper(end) {
+    ro.iterate_upper_bound = &upper;
+    it.reset(db->NewIterator(ro));
+    it->Seek(prefix);
+  }
+};
+}  // namespace
+
+Result<bool> ChunkStore::HasFile(uint64_t inode) {
+  FileIterator f(db_.get(), inode);
+  if (!f.it->status().ok()) {
+    return Status(Code::kIo, "target " + std::to_string(options_.target_id) + ": seek inode " +
+                                 std::to_string(inode) + ": " + f.it->status().ToString());
+  }
+  return f.it->Valid();
+}
+
 Result<std::vector<ChunkMeta>> ChunkStore::ListFile(uint64_t inode) {
   std::vector<ChunkMeta> out;
-  std::string prefix = FileKeyPrefix(inode);
-  // Bounded: without it a Seek past this file's keys would step over every
-  // deletion tombstone up to the next live key (files removed earlier).
-  std::string end = inode == UINT64_MAX ? std::string("d") : FileKeyPrefix(inode + 1);
-  rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  FileIterator f(db_.get(), inode);
+  auto& it = f.it;
+  const std::string& prefix = f.prefix;
+  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
     SLUICE_ASSIGN_OR_RETURN(ChunkId id, DecodeChunkKey(it->key().ToStringView()));
     SLUICE_ASSIGN_OR_RETURN(ChunkRecord rec, DecodeChunkRecord(it->value().ToStringView(), id));
     out.push_back(MetaOf(id, rec));

@@ -227,6 +227,8 @@ class ChunkStore {
   Result<ChunkMeta> Stat(const ChunkId& chunk);
   // Metadata of every chunk of a file, in index order.
   Result<std::vector<ChunkMeta>> ListFile(uint64_t inode);
+  // Whether this target holds any chunk of `inode` (one bounded seek).
+  Result<bool> HasFile(uint64_t inode);
   // Up to `limit` chunks in (inode, index) order, strictly after `*after`
   // (from the start when null). Fewer than `limit` means the end was reached.
   Result<std::vector<ChunkMeta>> ListChunks(const ChunkId* after, size_t limit);

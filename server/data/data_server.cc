@@ -757,8 +757,8 @@ void DataServer::RegisterHandlers(rpc::RpcServer* server) {
         SLUICE_RETURN_IF_ERROR(CheckMap(ctx));
         auto s = store_of(req.target_id());
         if (!s.ok()) return ctx.Defer();
-        auto metas = (*s)->ListFile(req.inode());
-        if (!metas.ok() || !metas->empty()) return ctx.Defer();
+        auto has = (*s)->HasFile(req.inode());
+        if (!has.ok() || *has) return ctx.Defer();
         resp->set_removed(0);
         return Status::Ok();
       });

@@ -294,9 +294,15 @@ TEST_F(ChunkStoreTest, ListRemoveAndReopenKeepChunksAndSlots) {
   ASSERT_EQ(all.size(), 15u);
   for (size_t i = 1; i < all.size(); i++) EXPECT_LT(all[i - 1].chunk, all[i].chunk);
 
+  ASSERT_TRUE(store_->HasFile(11).ok());
+  EXPECT_TRUE(*store_->HasFile(11));
   auto removed = store_->RemoveFile(11);
   ASSERT_TRUE(removed.ok());
   EXPECT_EQ(*removed, 5u);
+  // Gone, while its neighbours' chunks (10 and 12) stay.
+  EXPECT_FALSE(*store_->HasFile(11));
+  EXPECT_TRUE(*store_->HasFile(12));
+  EXPECT_FALSE(*store_->HasFile(999));
   for (uint64_t i = 0; i < 5; i++) want.erase({11, i});
   std::vector<ChunkId> two = {{12, 0}, {12, 99}};
   EXPECT_EQ(*store_->Remove(two), 1u);
