@@ -230,7 +230,8 @@ TEST(Dispatch, InlineHandlersAnswerOrDefer) {
 class RpcProcessTest : public ::testing::TestWithParam<std::string> {
  protected:
   void StartServer() {
-    log_ = dir_.path() + "/server.log";
+    // A log per start: "READY" from the previous incarnation must not count.
+    log_ = dir_.path() + "/server." + std::to_string(starts_++) + ".log";
     server_ = test::Child::Spawn({test::BinDir() + "/echo_server", GetParam(), "127.0.0.1",
                                   std::to_string(port_)},
                                  log_);
@@ -261,6 +262,7 @@ class RpcProcessTest : public ::testing::TestWithParam<std::string> {
   test::TempDir dir_;
   uint16_t port_ = 0;
   std::string log_;
+  int starts_ = 0;
   test::Child server_;
   std::unique_ptr<RpcClient> client_;
   Peer peer_;

@@ -31,10 +31,12 @@ class MgmtdProcess : public ::testing::Test {
     client_ = std::move(rpc::RpcClient::Create(co).value());
     map_ = std::make_unique<MapClient>(client_.get(), client_->Resolve("127.0.0.1", p).value());
   }
+  // Each start logs to its own file: waiting for "serving on" in a log the
+  // previous incarnation wrote would return before the new one listens.
   void StartMgmtd() {
-    mgmtd_ = test::Child::Spawn({test::BinDir() + "/sluice-mgmtd", "--config", config_},
-                                dir_.path() + "/mgmtd.log");
-    ASSERT_TRUE(test::WaitForText(dir_.path() + "/mgmtd.log", "serving on")) << dir_.path();
+    mgmtd_log_ = dir_.path() + "/mgmtd." + std::to_string(spawned_++) + ".log";
+    mgmtd_ = test::Child::Spawn({test::BinDir() + "/sluice-mgmtd", "--config", config_}, mgmtd_log_);
+    ASSERT_TRUE(test::WaitForText(mgmtd_log_, "serving on")) << mgmtd_log_;
   }
   test::Child Agent(const std::string& kind, int id) {
     std::string log = dir_.path() + "/" + kind + std::to_string(id) + "." + std::to_string(spawned_++) + ".log";
@@ -66,6 +68,7 @@ class MgmtdProcess : public ::testing::Test {
 
   test::TempDir dir_;
   std::string config_;
+  std::string mgmtd_log_;
   test::Child mgmtd_;
   std::unique_ptr<rpc::RpcClient> client_;
   std::unique_ptr<MapClient> map_;
@@ -130,7 +133,7 @@ TEST_F(MgmtdProcess, KillDetectReturnAndMgmtdRestart) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1800));
   m = Map();
   for (auto& s : m.servers()) EXPECT_EQ(s.state(), mgmt::ONLINE) << s.DebugString();
-  EXPECT_TRUE(test::WaitForText(dir_.path() + "/mgmtd.log", "loaded cluster map version"));
+  EXPECT_TRUE(test::WaitForText(mgmtd_log_, "loaded cluster map version"));
 }
 
 }  // namespace
