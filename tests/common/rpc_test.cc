@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -478,6 +480,35 @@ TEST_P(RpcProcessTest, CallAfterServerDiedBetweenCalls) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_TRUE(res.status.ok()) << res.status.ToString();
+}
+
+// A client whose server is gone waits; it does not burn a core trying to
+// reach it (two cores: nothing may spin). While a call to the dead server is
+// failing, libfabric's tcp provider retries the connection in a loop (about
+// 20% of a core here until the liveness probe gives up, docs/transport.md);
+// once the calls have failed, the client is idle.
+TEST_P(RpcProcessTest, DeadServerCostsNoCpu) {
+  EchoResponse resp;
+  ASSERT_TRUE(Echo("first", &resp).status.ok());
+  server_.Kill(9);
+  server_.Wait(5000);
+  auto cpu_ms = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000.0 +
+           (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000.0;
+  };
+  double c0 = cpu_ms();
+  uint64_t t0 = NowMillis();
+  for (int i = 0; i < 2; i++) EXPECT_FALSE(Echo("to the dead", &resp, CallOptions{20000}).status.ok());
+  double failing = cpu_ms() - c0;
+  uint64_t wall = NowMillis() - t0;
+  EXPECT_LT(failing, 0.6 * static_cast<double>(wall))
+      << failing << " ms of CPU in " << wall << " ms of calls to a dead server";
+  double c1 = cpu_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  double idle = cpu_ms() - c1;
+  EXPECT_LT(idle, 100.0) << idle << " ms of CPU in 2 s with no call outstanding";
 }
 
 // Hostile frames from a raw endpoint: each is refused with a clear log line or
