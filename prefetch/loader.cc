@@ -15,21 +15,72 @@ namespace {
 constexpr uint64_t kMapThreshold = 1 << 20;
 }  // namespace
 
+namespace {
+uint8_t* MapBytes(uint64_t size) {
+  void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  return static_cast<uint8_t*>(m);
+}
+}  // namespace
+
+BufferRecycler::~BufferRecycler() {
+  for (auto& [cap, p] : idle_) munmap(p, cap);
+}
+
+uint8_t* BufferRecycler::Get(uint64_t size, uint64_t* capacity) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = idle_.lower_bound(size);
+    if (it != idle_.end() && it->first <= 2 * size + kMapThreshold) {
+      *capacity = it->first;
+      uint8_t* p = it->second;
+      idle_.erase(it);
+      return p;
+    }
+  }
+  // Room for batches a little larger than this one (samples vary in size).
+  uint64_t cap = (size + size / 8 + kMapThreshold - 1) / kMapThreshold * kMapThreshold;
+  uint8_t* p = MapBytes(cap);
+  mapped_++;
+  *capacity = cap;
+  return p;
+}
+
+void BufferRecycler::Put(uint8_t* p, uint64_t capacity) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (idle_.size() < max_idle_) {
+      idle_.emplace(capacity, p);
+      return;
+    }
+  }
+  munmap(p, capacity);
+}
+
+size_t BufferRecycler::idle() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return idle_.size();
+}
+
 void Batch::Free::operator()(uint8_t* p) const {
-  if (size >= kMapThreshold) munmap(p, size);
+  if (recycler) recycler->Put(p, size);
+  else if (size >= kMapThreshold) munmap(p, size);
   else delete[] p;
 }
 
-void Batch::Allocate(uint64_t size) {
+void Batch::Allocate(uint64_t size, std::shared_ptr<BufferRecycler> recycler) {
   uint8_t* p = nullptr;
-  if (size >= kMapThreshold) {
-    void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) throw std::bad_alloc();
-    p = static_cast<uint8_t*>(m);
+  uint64_t held = size;
+  if (size >= kMapThreshold && recycler) {
+    p = recycler->Get(size, &held);
+  } else if (size >= kMapThreshold) {
+    p = MapBytes(size);
+    recycler = nullptr;
   } else {
     p = new uint8_t[size > 0 ? size : 1];
+    recycler = nullptr;
   }
-  data_ = std::unique_ptr<uint8_t[], Free>(p, Free{size});
+  data_ = std::unique_ptr<uint8_t[], Free>(p, Free{held, std::move(recycler)});
   size_ = size;
 }
 
@@ -77,6 +128,7 @@ Status Loader::Start() {
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<SampleReader> r, factory(dataset_->files()));
     readers_.push_back(std::move(r));
   }
+  buffers_ = std::make_shared<BufferRecycler>(std::min<size_t>(opt_.depth, n + 1));
   decode_pool_ = std::make_unique<WorkerPool>(opt_.decode_threads);
   for (auto& r : readers_) io_threads_.emplace_back([this, rd = r.get()] { IoLoop(rd); });
   return Status::Ok();
@@ -155,7 +207,7 @@ void Loader::BuildAndRead(SampleReader* reader, uint64_t gstep, std::shared_ptr<
     req_sample.push_back(batch->samples.size() - 1);
     total += loc->length;
   }
-  batch->Allocate(total);
+  batch->Allocate(total, buffers_);
   for (size_t i = 0; i < reqs.size(); i++) {
     reqs[i].dest = batch->mutable_data() + batch->samples[req_sample[i]].offset;
   }
@@ -231,7 +283,7 @@ void Loader::Decode(std::shared_ptr<Batch> batch, Status* st) {
     total += outs[i].size();
   }
   Batch packed;
-  packed.Allocate(total);
+  packed.Allocate(total, buffers_);
   uint64_t at = 0;
   for (size_t i = 0; i < batch->samples.size(); i++) {
     if (!outs[i].empty()) memcpy(packed.mutable_data() + at, outs[i].data(), outs[i].size());
@@ -342,7 +394,9 @@ Status Loader::SetEpoch(uint64_t epoch) {
 
 LoaderStats Loader::stats() const {
   std::lock_guard<std::mutex> l(mu_);
-  return stats_;
+  LoaderStats s = stats_;
+  s.buffers_mapped = buffers_ ? buffers_->mapped() : 0;
+  return s;
 }
 
 }  // namespace sluice::prefetch

@@ -239,6 +239,93 @@ TEST_F(LoaderTest, ReadsAheadOnlyDepthBatches) {
   EXPECT_EQ(calls.load(), 4);
 }
 
+// Batches of 1 MiB and more reuse the buffers of batches the caller has
+// dropped: a handful of mappings for many batches, every byte still right
+// (a reused buffer's old bytes never show through), and a batch the caller
+// keeps is never handed out again.
+TEST(LoaderBuffers, LargeBatchesReuseDroppedBuffers) {
+  std::string dir = MakeTempDir();
+  constexpr int kFiles = 24;
+  auto bytes_of = [](int i) {
+    std::string b(300 * 1024 + i * 1000, '\0');
+    for (size_t k = 0; k < b.size(); k++) b[k] = static_cast<char>((k * 31 + i * 7) % 251);
+    return b;
+  };
+  std::filesystem::create_directories(dir + "/ds/c0");
+  for (int i = 0; i < kFiles; i++) {
+    char name[32];
+    snprintf(name, sizeof(name), "/item%04d.bin", i);
+    WriteFile(dir + "/ds/c0" + name, bytes_of(i));
+  }
+  auto ds = OpenDataset(dir + "/ds", "auto", {});
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  std::shared_ptr<const Dataset> set(std::move(ds).value());
+  LoaderOptions o;
+  o.batch_size = 4;  // ~1.2 MB per batch
+  o.depth = 3;
+  o.io_threads = 2;
+  auto l = Loader::Create(set, o);
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  std::shared_ptr<Batch> kept;
+  std::string kept_bytes;
+  int batches = 0;
+  for (int epoch = 0; epoch < 4; epoch++) {
+    for (;;) {
+      auto b = (*l)->Next();
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      if (!*b) break;
+      batches++;
+      for (size_t i = 0; i < (*b)->samples.size(); i++) {
+        auto got = (*b)->bytes(i);
+        std::string want = bytes_of(static_cast<int>((*b)->samples[i].index));
+        ASSERT_EQ(std::string(reinterpret_cast<const char*>(got.data()), got.size()), want)
+            << "sample " << (*b)->samples[i].index << " of batch " << batches;
+      }
+      if (batches == 2) {  // the caller holds on to one batch throughout
+        kept = *b;
+        kept_bytes.assign(reinterpret_cast<const char*>(kept->data()), kept->data_size());
+      }
+    }
+  }
+  EXPECT_EQ(batches, 4 * kFiles / 4);
+  auto st = (*l)->stats();
+  // depth batches in the loader, the one kept, the one being read, idle ones.
+  EXPECT_LE(st.buffers_mapped, 8u) << "every batch mapped its own buffer: nothing was reused";
+  EXPECT_GE(st.buffers_mapped, 2u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(kept->data()), kept->data_size()), kept_bytes)
+      << "a batch the caller still holds was overwritten";
+  l->reset();
+  kept.reset();  // its buffer goes back to the recycler, which outlived the loader
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LoaderBuffers, RecyclerKeepsAtMostMaxIdleAndFitsSizes) {
+  auto r = std::make_shared<BufferRecycler>(2);
+  uint64_t c1 = 0, c2 = 0, c3 = 0;
+  uint8_t* a = r->Get(3u << 20, &c1);
+  uint8_t* b = r->Get(3u << 20, &c2);
+  uint8_t* c = r->Get(3u << 20, &c3);
+  EXPECT_GE(c1, 3u << 20);
+  EXPECT_EQ(r->mapped(), 3u);
+  a[0] = 1, b[c2 - 1] = 2, c[0] = 3;  // writable over their whole capacity
+  r->Put(a, c1);
+  r->Put(b, c2);
+  r->Put(c, c3);  // the third is unmapped
+  EXPECT_EQ(r->idle(), 2u);
+  uint64_t cap = 0, big_cap = 0, small_cap = 0;
+  uint8_t* reused = r->Get(2u << 20, &cap);  // an idle buffer fits: no new mapping
+  EXPECT_EQ(r->mapped(), 3u);
+  EXPECT_EQ(cap, c1);
+  uint8_t* big = r->Get(64u << 20, &big_cap);  // none fits: mapped
+  EXPECT_EQ(r->mapped(), 4u);
+  EXPECT_GE(big_cap, 64u << 20);
+  uint8_t* small = r->Get(1u << 10, &small_cap);  // far smaller than the idle one: not wasted on it
+  EXPECT_EQ(r->mapped(), 5u);
+  r->Put(reused, cap);
+  r->Put(big, big_cap);
+  r->Put(small, small_cap);
+}
+
 TEST_F(LoaderTest, SetEpochDropsPrefetchAndJumps) {
   auto ds = Open("packed");
   LoaderOptions o;
