@@ -28,6 +28,7 @@ BufferRecycler::~BufferRecycler() {
 }
 
 uint8_t* BufferRecycler::Get(uint64_t size, uint64_t* capacity) {
+  std::pair<uint64_t, uint8_t*> evict{0, nullptr};
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = idle_.lower_bound(size);
@@ -37,7 +38,16 @@ uint8_t* BufferRecycler::Get(uint64_t size, uint64_t* capacity) {
       idle_.erase(it);
       return p;
     }
+    // A miss with every idle slot taken: give up the buffer least likely to
+    // fit (the smallest when all are too small, else the largest), so idle
+    // buffers of the wrong size cannot stop reuse for good.
+    if (!idle_.empty() && idle_.size() >= max_idle_) {
+      auto victim = it == idle_.end() ? idle_.begin() : std::prev(idle_.end());
+      evict = *victim;
+      idle_.erase(victim);
+    }
   }
+  if (evict.second) munmap(evict.second, evict.first);
   // Room for batches a little larger than this one (samples vary in size).
   uint64_t cap = (size + size / 8 + kMapThreshold - 1) / kMapThreshold * kMapThreshold;
   uint8_t* p = MapBytes(cap);
@@ -55,6 +65,16 @@ void BufferRecycler::Put(uint8_t* p, uint64_t capacity) {
     }
   }
   munmap(p, capacity);
+}
+
+void BufferRecycler::Close() {
+  std::multimap<uint64_t, uint8_t*> idle;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    max_idle_ = 0;
+    idle.swap(idle_);
+  }
+  for (auto& [cap, p] : idle) munmap(p, cap);
 }
 
 size_t BufferRecycler::idle() const {
@@ -142,6 +162,7 @@ Loader::~Loader() {
   cv_.notify_all();
   for (auto& t : io_threads_) t.join();
   decode_pool_.reset();  // finishes queued decodes; their results are dropped
+  if (buffers_) buffers_->Close();
 }
 
 void Loader::IoLoop(SampleReader* reader) {
@@ -213,6 +234,7 @@ void Loader::BuildAndRead(SampleReader* reader, uint64_t gstep, std::shared_ptr<
   }
   Status rst = reader->ReadBatch(reqs);
   if (!rst.ok()) {
+    batch->DoNotRecycle();
     *st = rst.Prefix("loader: epoch " + std::to_string(batch->epoch) + " step " +
                      std::to_string(batch->step));
     return;

@@ -11,10 +11,11 @@
 //
 // Memory bound: at most `depth` batches exist inside the loader at any time
 // (issued, being read, decoded or ready), plus those the caller still holds.
-// A batch's buffer is the sum of its samples' sizes (rounded up by at most
-// 1/8 + 1 MiB), so loader memory is <= depth * batch_size * (largest sample)
+// A batch's bytes are the sum of its samples' sizes; buffers of 1 MiB and
+// more come from a BufferRecycler, whose buffers each hold at most 9/8 of the
+// largest batch + 1 MiB. So loader memory is <= depth such buffers
 // (+ transform output if any), plus up to min(depth, io_threads + 1) idle
-// buffers kept for the next batches (BufferRecycler).
+// ones kept for the next batches.
 #pragma once
 
 #include <atomic>
@@ -71,9 +72,10 @@ struct BatchSample {
 
 // Large batch buffers kept for reuse. A fresh mapping costs a page fault and
 // a zeroed page per 4 KiB touched: reading 116 KB samples through libsluice
-// into a new mapping per batch took 104 us of client CPU per sample against
-// 56 us into reused memory. Buffers come back when their batch dies (also
-// after the loader is gone: each holds the recycler alive).
+// into a new mapping per batch took 98 us of client CPU per sample against
+// 51 us into reused memory (build/bin/bench_batch_read). Buffers come back
+// when their batch dies (also after the loader is gone: each batch holds the
+// recycler alive, and a closed recycler unmaps what comes back).
 class BufferRecycler {
  public:
   explicit BufferRecycler(size_t max_idle) : max_idle_(max_idle) {}
@@ -87,6 +89,9 @@ class BufferRecycler {
   void Put(uint8_t* p, uint64_t capacity);
   size_t idle() const;
   uint64_t mapped() const { return mapped_.load(); }  // mappings made so far
+  // Unmaps the idle buffers and keeps no more (the loader is gone; batches
+  // still held unmap theirs when they die).
+  void Close();
 
  private:
   size_t max_idle_;
@@ -111,6 +116,9 @@ class Batch {
   // dies; else unmapped then), so memory goes back to the system or to the
   // next batch (malloc arenas would keep it and break the stated bound).
   void Allocate(uint64_t size, std::shared_ptr<BufferRecycler> recycler = nullptr);
+  // The buffer is unmapped when the batch dies, never handed to another
+  // batch (a reader failed and may still write into it).
+  void DoNotRecycle() { data_.get_deleter().recycler.reset(); }
   std::span<const uint8_t> bytes(size_t i) const {
     return {data_.get() + samples[i].offset, samples[i].length};
   }

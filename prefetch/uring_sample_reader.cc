@@ -30,6 +30,10 @@ class UringSampleReader final : public SampleReader {
   }
 
   Status ReadBatch(std::span<ReadRequest> reqs) override {
+    if (!ring_usable_) {
+      return Status(Code::kIo, "io_uring reader: an earlier batch failed mid-flight (" + broken_ +
+                                   "); this reader is no longer used");
+    }
     std::vector<int> fd(reqs.size(), -1);
     for (ReadRequest& r : reqs) {
       r.status = Status::Ok();
@@ -137,7 +141,15 @@ class UringSampleReader final : public SampleReader {
       }
       if (inflight == 0) return Status::Ok();
       int rc = io_uring_submit_and_wait(&ring_, 1);
-      if (rc < 0 && rc != -EINTR) return Status::FromErrno(-rc, "io_uring_submit_and_wait");
+      // EAGAIN/EBUSY: the kernel wants completions reaped first; they are below.
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+        // Reads may still be in flight into the callers' buffers and their
+        // completions would be counted by the next batch: retire the ring.
+        Status st = Status::FromErrno(-rc, "io_uring_submit_and_wait");
+        ring_usable_ = false;
+        broken_ = st.ToString();
+        return st;
+      }
       io_uring_cqe* cqes[64];
       unsigned got;
       while ((got = io_uring_peek_batch_cqe(&ring_, cqes, 64)) > 0) {
@@ -159,6 +171,8 @@ class UringSampleReader final : public SampleReader {
   std::vector<int> fds_;
   io_uring ring_{};
   bool ring_ok_ = false;
+  bool ring_usable_ = true;  // false once a batch returned with reads possibly in flight
+  std::string broken_;
 };
 
 }  // namespace
