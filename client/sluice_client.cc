@@ -83,6 +83,17 @@ struct InodeState {
   uint64_t wb_off = 0;
   std::vector<char> wb;
   size_t inflight = 0;      // bytes sent, not yet acknowledged
+  // [offset, end) of every chunk write in flight. Writes go out on a pool of
+  // threads, so a buffer that overlaps one still in flight waits for it:
+  // otherwise the older bytes could land last.
+  std::multimap<uint64_t, uint64_t> inflight_ranges;
+  bool OverlapsInflight(uint64_t off, uint64_t end) const {
+    for (const auto& [o, e] : inflight_ranges) {
+      if (o >= end) break;
+      if (e > off) return true;
+    }
+    return false;
+  }
   Status error;             // first failed background write, returned once
 };
 
@@ -887,9 +898,12 @@ Status Client::WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uin
 }
 
 void Client::SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
-                          std::shared_ptr<std::vector<char>> buf, uint64_t offset) {
+                          std::shared_ptr<std::vector<char>> buf, uint64_t offset,
+                          std::multimap<uint64_t, uint64_t>::iterator range) {
   uint64_t cs = ChunkSizeOf(attr);
   size_t n = buf->size();
+  // The buffer's range leaves st->inflight_ranges with its last piece.
+  auto pieces = std::make_shared<size_t>((offset + n + cs - 1) / cs - offset / cs);
   for (uint64_t pos = offset; pos < offset + n;) {
     uint64_t idx = pos / cs, in = pos % cs;
     uint64_t len = std::min<uint64_t>(cs - in, offset + n - pos);
@@ -901,13 +915,14 @@ void Client::SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeStat
     w.data = buf->data() + (pos - offset);
     w.length = static_cast<uint32_t>(len);
     w.chunk_size = static_cast<uint32_t>(cs);
-    pool_->Submit([this, w, st, buf] {
+    pool_->Submit([this, w, st, buf, range, pieces] {
       auto r = data_->Write(w);
       if (r.ok()) {
         stats_.bytes_written += w.length;
         stats_.chunk_writes++;
       }
       std::lock_guard<std::mutex> g(st->mu);
+      if (--*pieces == 0) st->inflight_ranges.erase(range);
       st->inflight -= w.length;
       if (!r.ok() && st->error.ok()) {
         st->error = r.status().Prefix("write of " + meta::InoString(w.inode) + " chunk " + std::to_string(w.index));
@@ -1020,10 +1035,13 @@ Status File::FlushBuffer(bool wait) {
     uint64_t off = st_->wb_off;
     size_t n = buf->size();
     size_t cap = client_->options_.write_inflight_bytes;
-    st_->cv.wait(l, [&] { return st_->inflight == 0 || st_->inflight + n <= cap; });
+    st_->cv.wait(l, [&] {
+      return (st_->inflight == 0 || st_->inflight + n <= cap) && !st_->OverlapsInflight(off, off + n);
+    });
     st_->inflight += n;
+    auto range = st_->inflight_ranges.emplace(off, off + n);
     l.unlock();
-    client_->SubmitBuffer(attr_, st_, std::move(buf), off);
+    client_->SubmitBuffer(attr_, st_, std::move(buf), off, range);
     l.lock();
   }
   if (wait) st_->cv.wait(l, [&] { return st_->inflight == 0; });

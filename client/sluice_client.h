@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -309,8 +310,11 @@ class Client {
   Status WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uint64_t offset);
   // Sends a write-behind buffer to the chains in the background, one pool
   // task per chunk; each acknowledges into st (inflight, error).
+  // Sends a write-behind buffer as chunk writes in parallel; `range` (in the
+  // inode's in-flight ranges) is removed when the last of them completes.
   void SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
-                    std::shared_ptr<std::vector<char>> buf, uint64_t offset);
+                    std::shared_ptr<std::vector<char>> buf, uint64_t offset,
+                    std::multimap<uint64_t, uint64_t>::iterator range);
   // Cuts the data of a file from old_size to new_size (chunks past the end removed).
   Status TruncateData(const InodeAttr& attr, uint64_t old_size, uint64_t new_size);
   Result<InodeAttr> Resolve(std::string_view path);
