@@ -478,6 +478,23 @@ Result<InodeAttr> Client::GetAttr(uint64_t ino) {
   return a;
 }
 
+void Client::WriteBufferNow(const InodeAttr& attr, InodeState* st, std::unique_lock<std::mutex>& l) {
+  if (st->wb.empty()) return;
+  std::vector<char> buf;
+  buf.swap(st->wb);
+  uint64_t off = st->wb_off;
+  uint64_t end = off + buf.size();
+  // Older in-flight writes of these bytes land first; newer ones wait for this.
+  st->cv.wait(l, [&] { return !st->OverlapsInflight(off, end); });
+  auto range = st->inflight_ranges.emplace(off, end);
+  l.unlock();
+  Status ws = WriteChunks(attr, buf.data(), buf.size(), off);
+  l.lock();
+  st->inflight_ranges.erase(range);
+  st->cv.notify_all();
+  if (!ws.ok() && st->error.ok()) st->error = ws;
+}
+
 Status Client::FlushInode(uint64_t ino) {
   std::shared_ptr<InodeState> st;
   {
@@ -487,16 +504,7 @@ Status Client::FlushInode(uint64_t ino) {
   }
   if (!st) return Status::Ok();
   std::unique_lock<std::mutex> l(st->mu);
-  if (!st->wb.empty()) {
-    std::vector<char> buf;
-    buf.swap(st->wb);
-    uint64_t off = st->wb_off;
-    InodeAttr attr = st->attr;
-    l.unlock();
-    Status ws = WriteChunks(attr, buf.data(), buf.size(), off);
-    l.lock();
-    if (!ws.ok() && st->error.ok()) st->error = ws;
-  }
+  WriteBufferNow(st->attr, st.get(), l);
   st->cv.wait(l, [&] { return st->inflight == 0; });
   if (!st->error.ok()) {
     Status e = st->error;
@@ -530,15 +538,7 @@ Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
   std::shared_ptr<InodeState> st = StateOf(cur);
   std::unique_lock<std::mutex> l(st->mu);
   // Everything written before the truncate lands before it.
-  if (!st->wb.empty()) {
-    std::vector<char> buf;
-    buf.swap(st->wb);
-    uint64_t off = st->wb_off;
-    l.unlock();
-    Status ws = WriteChunks(cur, buf.data(), buf.size(), off);
-    l.lock();
-    if (!ws.ok() && st->error.ok()) st->error = ws;
-  }
+  WriteBufferNow(cur, st.get(), l);
   st->cv.wait(l, [&] { return st->inflight == 0; });
   uint64_t old_size = std::max(st->size, cur.size());
   uint64_t new_size = req.size();

@@ -310,6 +310,9 @@ class Client {
   Status WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uint64_t offset);
   // Sends a write-behind buffer to the chains in the background, one pool
   // task per chunk; each acknowledges into st (inflight, error).
+  // Writes the inode's write-behind buffer (if any) now, after the in-flight
+  // writes it overlaps; `l` holds st->mu (released while writing).
+  void WriteBufferNow(const InodeAttr& attr, InodeState* st, std::unique_lock<std::mutex>& l);
   // Sends a write-behind buffer as chunk writes in parallel; `range` (in the
   // inode's in-flight ranges) is removed when the last of them completes.
   void SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,

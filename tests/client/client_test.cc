@@ -184,6 +184,26 @@ TEST_F(ClientTest, OverlappingRewritesLandInOrder) {
   ASSERT_EQ(*n, kBlock);
   EXPECT_EQ(static_cast<int>(back[0]), 39) << "an older rewrite landed after the newest one";
   EXPECT_EQ(back[1], static_cast<char>('a' + 39 % 26));
+
+  // The same when the newest rewrite is sent by a truncate (which writes out
+  // the buffer itself rather than through the thread pool) while an older,
+  // larger write of the same bytes (its payload moved by RMA) is in flight.
+  auto h = c_->Open("/rewrites2", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  ASSERT_TRUE(h.ok());
+  for (int round = 0; round < 20; round++) {
+    std::string v(1u << 20, static_cast<char>(round));
+    ASSERT_TRUE((*h)->Pwrite(v.data(), v.size(), 0).ok());
+    ASSERT_TRUE((*h)->Pwrite("x", 1, (3u << 20) + static_cast<uint64_t>(round)).ok());
+    std::string w(kBlock, static_cast<char>(100 + round));
+    ASSERT_TRUE((*h)->Pwrite(w.data(), w.size(), 0).ok());
+    ASSERT_TRUE((*h)->Truncate((4u << 20) + static_cast<uint64_t>(round)).ok());
+    auto k = other->Open("/rewrites2", O_RDONLY);
+    ASSERT_TRUE(k.ok());
+    char first = 0;
+    ASSERT_TRUE((*k)->Pread(&first, 1, 0).ok());
+    ASSERT_EQ(static_cast<int>(first), 100 + round) << "round " << round << ": an older write landed last";
+  }
+  ASSERT_TRUE((*h)->Close().ok());
 }
 
 TEST_F(ClientTest, TruncateDownAndUpDropsOldBytes) {
