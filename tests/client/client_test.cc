@@ -206,6 +206,72 @@ TEST_F(ClientTest, OverlappingRewritesLandInOrder) {
   ASSERT_TRUE((*h)->Close().ok());
 }
 
+// Random writes, reads and truncates of one file, each checked against an
+// in-memory copy: write-behind, read-ahead, striping over chunks and chains
+// and truncation must together behave like a plain file. After close,
+// another client reads exactly the same bytes.
+TEST_F(ClientTest, RandomOpsMatchAModelFile) {
+  // SLUICE_MODEL_SEED=N reruns another sequence.
+  const char* env_seed = std::getenv("SLUICE_MODEL_SEED");
+  const uint64_t seed = env_seed ? std::strtoull(env_seed, nullptr, 10) : 20261125;
+  SCOPED_TRACE("SLUICE_MODEL_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  auto f = c_->Open("/model", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  ASSERT_TRUE(f.ok());
+  std::string model;
+  const uint64_t kSpan = (7u << 20) / 2;  // 3.5 MiB: chunks on every chain
+  auto pick_len = [&]() -> size_t {
+    switch (rng() % 4) {
+      case 0: return 1 + rng() % 100;
+      case 1: return 1 + rng() % 8192;
+      case 2: return 60000 + rng() % 10000;
+      default: return 1 + rng() % (1536u << 10);
+    }
+  };
+  for (int op = 0; op < 250; op++) {
+    uint64_t kind = rng() % 10;
+    if (kind < 5) {  // write
+      uint64_t off = rng() % kSpan;
+      size_t len = pick_len();
+      if (rng() % 3 == 0 && !model.empty()) off = model.size();  // sequential runs too
+      std::string data(len, '\0');
+      for (auto& ch : data) ch = static_cast<char>(rng());
+      auto w = (*f)->Pwrite(data.data(), len, off);
+      ASSERT_TRUE(w.ok()) << "op " << op << ": " << w.status().ToString();
+      if (model.size() < off + len) model.resize(off + len, '\0');
+      model.replace(off, len, data);
+    } else if (kind < 8) {  // read
+      uint64_t off = rng() % (kSpan + 4096);
+      size_t len = pick_len();
+      std::string back(len, '\x55');
+      auto r = (*f)->Pread(back.data(), len, off);
+      ASSERT_TRUE(r.ok()) << "op " << op << ": " << r.status().ToString();
+      size_t want = off >= model.size() ? 0 : std::min<size_t>(len, model.size() - off);
+      ASSERT_EQ(*r, want) << "op " << op << ": read " << len << " at " << off << " of a "
+                          << model.size() << "-byte file";
+      ASSERT_TRUE(want == 0 || back.compare(0, want, model, off, want) == 0)
+          << "op " << op << ": bytes differ reading " << len << " at " << off;
+    } else if (kind == 8) {  // truncate
+      uint64_t to = rng() % kSpan;
+      ASSERT_TRUE((*f)->Truncate(to).ok()) << "op " << op;
+      model.resize(to, '\0');
+    } else {
+      ASSERT_TRUE((*f)->Fsync().ok()) << "op " << op;
+    }
+  }
+  ASSERT_TRUE((*f)->Close().ok());
+  auto other = Second();
+  ASSERT_TRUE(other);
+  auto g = other->Open("/model", O_RDONLY);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ((*g)->Size(), model.size());
+  std::string back(model.size() + 10, '\x55');
+  auto r = (*g)->Pread(back.data(), back.size(), 0);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(*r, model.size());
+  EXPECT_TRUE(back.compare(0, model.size(), model) == 0) << "another client reads other bytes after close";
+}
+
 TEST_F(ClientTest, TruncateDownAndUpDropsOldBytes) {
   auto data = Random(3 << 20, 2);
   auto f = c_->Open("/trunc", O_CREAT | O_RDWR | O_TRUNC, 0644);
