@@ -79,9 +79,47 @@ struct InodeState {
   uint64_t reported = 0;    // the last length meta confirmed
   bool dirty = false;       // written since the last report
   uint64_t gen = 0;         // bumps on every write or truncate (read-ahead validity)
-  // Write-behind buffer shared by every File of the inode in this client.
-  uint64_t wb_off = 0;
-  std::vector<char> wb;
+  // Write-behind buffer shared by every File of the inode in this client:
+  // extents not sent yet (offset -> bytes), never overlapping or touching —
+  // a write that reaches one is merged into it, so writers interleaving
+  // blocks (IOR-hard's ranks through one mount, the kernel's writeback out
+  // of order) still send long runs.
+  std::map<uint64_t, std::vector<char>> wb;
+  size_t wb_bytes = 0;
+  static constexpr size_t kMaxExtents = 64;
+  // Adds n bytes at off to the buffer; they replace buffered bytes they cover.
+  void BufferWrite(const char* p, size_t n, uint64_t off) {
+    const uint64_t end = off + n;
+    auto it = wb.upper_bound(off);
+    if (it != wb.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second.size() >= off) it = prev;
+    }
+    uint64_t base = off;
+    std::vector<char> merged;
+    if (it != wb.end() && it->first <= off) {  // extends the extent it starts in or after
+      base = it->first;
+      merged = std::move(it->second);
+      wb_bytes -= merged.size();
+      it = wb.erase(it);
+    }
+    if (base + merged.size() < end) merged.resize(end - base);
+    std::memcpy(merged.data() + (off - base), p, n);
+    uint64_t merged_end = base + merged.size();
+    // Extents the new bytes reach: keep only what lies past them.
+    while (it != wb.end() && it->first <= merged_end) {
+      uint64_t e_end = it->first + it->second.size();
+      if (e_end > merged_end) {
+        merged.insert(merged.end(), it->second.begin() + static_cast<std::ptrdiff_t>(merged_end - it->first),
+                      it->second.end());
+        merged_end = e_end;
+      }
+      wb_bytes -= it->second.size();
+      it = wb.erase(it);
+    }
+    wb_bytes += merged.size();
+    wb.emplace(base, std::move(merged));
+  }
   size_t inflight = 0;      // bytes sent, not yet acknowledged
   // [offset, end) of every chunk write in flight. Writes go out on a pool of
   // threads, so a buffer that overlaps one still in flight waits for it:
@@ -478,19 +516,38 @@ Result<InodeAttr> Client::GetAttr(uint64_t ino) {
   return a;
 }
 
+std::vector<Client::TakenExtent> Client::TakeBuffer(InodeState* st, std::unique_lock<std::mutex>& l) {
+  std::map<uint64_t, std::vector<char>> extents;
+  extents.swap(st->wb);
+  st->wb_bytes = 0;
+  // Older in-flight writes of these bytes land first; from here on newer
+  // writes of them wait for these (their ranges are registered at once).
+  st->cv.wait(l, [&] {
+    for (const auto& [off, bytes] : extents) {
+      if (st->OverlapsInflight(off, off + bytes.size())) return false;
+    }
+    return true;
+  });
+  std::vector<TakenExtent> out;
+  out.reserve(extents.size());
+  for (auto& [off, bytes] : extents) {
+    auto range = st->inflight_ranges.emplace(off, off + bytes.size());
+    out.push_back(TakenExtent{off, std::make_shared<std::vector<char>>(std::move(bytes)), range});
+  }
+  return out;
+}
+
 void Client::WriteBufferNow(const InodeAttr& attr, InodeState* st, std::unique_lock<std::mutex>& l) {
   if (st->wb.empty()) return;
-  std::vector<char> buf;
-  buf.swap(st->wb);
-  uint64_t off = st->wb_off;
-  uint64_t end = off + buf.size();
-  // Older in-flight writes of these bytes land first; newer ones wait for this.
-  st->cv.wait(l, [&] { return !st->OverlapsInflight(off, end); });
-  auto range = st->inflight_ranges.emplace(off, end);
+  std::vector<TakenExtent> taken = TakeBuffer(st, l);
   l.unlock();
-  Status ws = WriteChunks(attr, buf.data(), buf.size(), off);
+  Status ws;
+  for (const TakenExtent& t : taken) {
+    Status s = WriteChunks(attr, t.bytes->data(), t.bytes->size(), t.off);
+    if (ws.ok()) ws = s;
+  }
   l.lock();
-  st->inflight_ranges.erase(range);
+  for (const TakenExtent& t : taken) st->inflight_ranges.erase(t.range);
   st->cv.notify_all();
   if (!ws.ok() && st->error.ok()) st->error = ws;
 }
@@ -1030,19 +1087,15 @@ uint64_t File::Size() const {
 Status File::FlushBuffer(bool wait) {
   std::unique_lock<std::mutex> l(st_->mu);
   if (!st_->wb.empty()) {
-    auto buf = std::make_shared<std::vector<char>>();
-    buf->swap(st_->wb);
-    uint64_t off = st_->wb_off;
-    size_t n = buf->size();
-    size_t cap = client_->options_.write_inflight_bytes;
-    st_->cv.wait(l, [&] {
-      return (st_->inflight == 0 || st_->inflight + n <= cap) && !st_->OverlapsInflight(off, off + n);
-    });
-    st_->inflight += n;
-    auto range = st_->inflight_ranges.emplace(off, off + n);
-    l.unlock();
-    client_->SubmitBuffer(attr_, st_, std::move(buf), off, range);
-    l.lock();
+    const size_t cap = client_->options_.write_inflight_bytes;
+    for (Client::TakenExtent& t : client_->TakeBuffer(st_.get(), l)) {
+      size_t n = t.bytes->size();
+      st_->cv.wait(l, [&] { return st_->inflight == 0 || st_->inflight + n <= cap; });
+      st_->inflight += n;
+      l.unlock();
+      client_->SubmitBuffer(attr_, st_, std::move(t.bytes), t.off, t.range);
+      l.lock();
+    }
   }
   if (wait) st_->cv.wait(l, [&] { return st_->inflight == 0; });
   if (!st_->error.ok()) {
@@ -1069,32 +1122,17 @@ Result<size_t> File::Pwrite(const void* buf, size_t n, uint64_t offset) {
     st_->gen++;
     st_->dirty = true;
     st_->size = std::max(st_->size, offset + n);
-    bool appendable = !st_->wb.empty() && offset == st_->wb_off + st_->wb.size() && st_->wb.size() + n <= cap;
-    if (appendable) {
-      st_->wb.insert(st_->wb.end(), static_cast<const char*>(buf), static_cast<const char*>(buf) + n);
-      if (st_->wb.size() < cap) return n;
-    } else if (st_->wb.empty() && n < cap) {
-      st_->wb_off = offset;
-      st_->wb.assign(static_cast<const char*>(buf), static_cast<const char*>(buf) + n);
-      return n;
-    }
-    if (appendable) {
+    if (n < cap) {
+      st_->BufferWrite(static_cast<const char*>(buf), n, offset);
+      if (st_->wb_bytes < cap && st_->wb.size() <= InodeState::kMaxExtents) return n;
       l.unlock();
       SLUICE_RETURN_IF_ERROR(FlushBuffer(false));
       return n;
     }
   }
-  // Not contiguous with the buffer, or too large to buffer: flush what is
-  // buffered, then buffer (small) or send now (large, in parallel).
+  // Too large to buffer: send what is buffered, then this, in parallel chunk
+  // writes of its own.
   SLUICE_RETURN_IF_ERROR(FlushBuffer(false));
-  if (n < cap) {
-    std::unique_lock<std::mutex> l(st_->mu);
-    if (st_->wb.empty()) {
-      st_->wb_off = offset;
-      st_->wb.assign(static_cast<const char*>(buf), static_cast<const char*>(buf) + n);
-      return n;
-    }
-  }
   // Earlier in-flight writes to the same bytes must land first.
   {
     std::unique_lock<std::mutex> l(st_->mu);

@@ -310,6 +310,16 @@ class Client {
   Status WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uint64_t offset);
   // Sends a write-behind buffer to the chains in the background, one pool
   // task per chunk; each acknowledges into st (inflight, error).
+  // An extent taken out of an inode's write-behind buffer, its range already
+  // registered as in flight.
+  struct TakenExtent {
+    uint64_t off = 0;
+    std::shared_ptr<std::vector<char>> bytes;
+    std::multimap<uint64_t, uint64_t>::iterator range;
+  };
+  // Empties the buffer once no older in-flight write overlaps it; `l` holds
+  // st->mu (released while waiting).
+  std::vector<TakenExtent> TakeBuffer(InodeState* st, std::unique_lock<std::mutex>& l);
   // Writes the inode's write-behind buffer (if any) now, after the in-flight
   // writes it overlaps; `l` holds st->mu (released while writing).
   void WriteBufferNow(const InodeAttr& attr, InodeState* st, std::unique_lock<std::mutex>& l);
