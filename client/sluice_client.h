@@ -197,9 +197,6 @@ class File {
   bool closed_ = false;
   std::mutex mu_;  // offset, write buffer, read-ahead window
   uint64_t pos_ = 0;
-  // Write-behind buffer: bytes [wb_off_, wb_off_ + wb_.size()).
-  uint64_t wb_off_ = 0;
-  std::vector<char> wb_;
   // Read-ahead: the window being consumed and the next one, fetched in the
   // background while the caller works through the current one.
   struct Window;
@@ -308,8 +305,6 @@ class Client {
   Result<size_t> ReadChunks(const InodeAttr& attr, void* buf, size_t n, uint64_t offset, uint64_t size);
   // Sends [offset, offset+n) to the chains; blocking. Updates stats.
   Status WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uint64_t offset);
-  // Sends a write-behind buffer to the chains in the background, one pool
-  // task per chunk; each acknowledges into st (inflight, error).
   // An extent taken out of an inode's write-behind buffer, its range already
   // registered as in flight.
   struct TakenExtent {
