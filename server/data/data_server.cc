@@ -451,6 +451,13 @@ Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_
   }
   ctx.set_map_version(map.version());
   LockChunk(chain_id, u.chunk);
+  if (ctx.expired()) {
+    // The caller has given up (and may have retried and written newer bytes
+    // since): an update that waited this long for the chunk is not applied.
+    UnlockChunk(chain_id, u.chunk);
+    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) +
+                                      ": the call's deadline passed while it waited for the chunk; not applied");
+  }
   BeginUpdate(map.version());
   auto r = ApplyInChain(map, *chain, u.target, u);
   EndUpdate(map.version());
