@@ -315,12 +315,14 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
     return RunTxn(desc, ops);
   }
 
+  // In Linux's order: an existing target with RENAME_NOREPLACE, then a
+  // directory moved under itself, then the target's type.
+  if (dst_exists && (flags & kRenameNoReplace)) return Status(Code::kExists, desc + ": target exists");
+  if (src_dir && p1 != p2) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
   if (dst_exists) {
-    if (flags & kRenameNoReplace) return Status(Code::kExists, desc + ": target exists");
     if (src_dir && !dst_dir) return Status(Code::kNotDir, desc + ": target is not a directory");
     if (!src_dir && dst_dir) return Status(Code::kIsDir, desc + ": target is a directory");
   }
-  if (src_dir && p1 != p2) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
 
   ops[a].push_back(DeleteDentry(p1, n1, src.ino()));
   ops[b].push_back(PutDentry(p2, n2, src.ino(), src.type(), dst_exists ? dst.ino() : 0));
