@@ -70,6 +70,9 @@ echo "ok   mounted two clients"
 
 if [[ $PARTS == *posix* ]]; then
   $PY "$SRC/tests/fuse/posix_checks.py" "$MA" "$MB" || fail "POSIX checks"
+  mkdir -p "$MA/differential" "$TMP/differential"
+  $PY "$SRC/tests/fuse/differential.py" "$MA/differential" "$TMP/differential" 400 11 "$MB/differential" ||
+    fail "differential test against the local file system"
 fi
 
 if [[ $PARTS == *tools* ]]; then
