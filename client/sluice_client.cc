@@ -121,10 +121,13 @@ struct InodeState {
     wb.emplace(base, std::move(merged));
   }
   size_t inflight = 0;      // bytes sent, not yet acknowledged
-  // [offset, end) of every chunk write in flight. Writes go out on a pool of
-  // threads, so a buffer that overlaps one still in flight waits for it:
-  // otherwise the older bytes could land last.
+  // [offset, end) of every write taken out of the buffer and not finished
+  // (queued on the pool, in flight, or written synchronously). Writes go out
+  // on a pool of threads, so a write that overlaps one of these waits for
+  // it: otherwise the older bytes could land last. Empty = all landed.
   std::multimap<uint64_t, uint64_t> inflight_ranges;
+  // Nothing buffered and nothing being written.
+  bool Idle() const { return wb.empty() && inflight_ranges.empty(); }
   bool OverlapsInflight(uint64_t off, uint64_t end) const {
     for (const auto& [o, e] : inflight_ranges) {
       if (o >= end) break;
@@ -285,7 +288,7 @@ std::shared_ptr<InodeState> Client::StateOf(const InodeAttr& attr) {
   }
   // Close-to-open: a newer length from meta wins unless we have unreported writes.
   std::lock_guard<std::mutex> g(st->mu);
-  if (!st->dirty && st->wb.empty() && st->inflight == 0 && st->size != attr.size()) {
+  if (!st->dirty && st->Idle() && st->size != attr.size()) {
     st->size = attr.size();
     st->gen++;
   }
@@ -517,17 +520,20 @@ Result<InodeAttr> Client::GetAttr(uint64_t ino) {
 }
 
 std::vector<Client::TakenExtent> Client::TakeBuffer(InodeState* st, std::unique_lock<std::mutex>& l) {
-  std::map<uint64_t, std::vector<char>> extents;
-  extents.swap(st->wb);
-  st->wb_bytes = 0;
-  // Older in-flight writes of these bytes land first; from here on newer
-  // writes of them wait for these (their ranges are registered at once).
+  // Older in-flight writes of these bytes land first. The extents stay in
+  // the buffer while waiting (newer writes still merge into them and every
+  // reader and flusher still sees them), then leave it and become
+  // registered ranges in one step: newer writes of the same bytes wait for
+  // them from then on.
   st->cv.wait(l, [&] {
-    for (const auto& [off, bytes] : extents) {
+    for (const auto& [off, bytes] : st->wb) {
       if (st->OverlapsInflight(off, off + bytes.size())) return false;
     }
     return true;
   });
+  std::map<uint64_t, std::vector<char>> extents;
+  extents.swap(st->wb);
+  st->wb_bytes = 0;
   std::vector<TakenExtent> out;
   out.reserve(extents.size());
   for (auto& [off, bytes] : extents) {
@@ -562,7 +568,7 @@ Status Client::FlushInode(uint64_t ino) {
   if (!st) return Status::Ok();
   std::unique_lock<std::mutex> l(st->mu);
   WriteBufferNow(st->attr, st.get(), l);
-  st->cv.wait(l, [&] { return st->inflight == 0; });
+  st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
   if (!st->error.ok()) {
     Status e = st->error;
     st->error = Status::Ok();
@@ -596,7 +602,7 @@ Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
   std::unique_lock<std::mutex> l(st->mu);
   // Everything written before the truncate lands before it.
   WriteBufferNow(cur, st.get(), l);
-  st->cv.wait(l, [&] { return st->inflight == 0; });
+  st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
   uint64_t old_size = std::max(st->size, cur.size());
   uint64_t new_size = req.size();
   if (new_size < old_size) SLUICE_RETURN_IF_ERROR(TruncateData(cur, old_size, new_size));
@@ -1097,7 +1103,7 @@ Status File::FlushBuffer(bool wait) {
       l.lock();
     }
   }
-  if (wait) st_->cv.wait(l, [&] { return st_->inflight == 0; });
+  if (wait) st_->cv.wait(l, [&] { return st_->inflight_ranges.empty(); });
   if (!st_->error.ok()) {
     Status e = st_->error;
     st_->error = Status::Ok();
@@ -1133,12 +1139,21 @@ Result<size_t> File::Pwrite(const void* buf, size_t n, uint64_t offset) {
   // Too large to buffer: send what is buffered, then this, in parallel chunk
   // writes of its own.
   SLUICE_RETURN_IF_ERROR(FlushBuffer(false));
-  // Earlier in-flight writes to the same bytes must land first.
+  // Earlier in-flight writes to the same bytes land first; newer ones wait
+  // for this one.
+  std::multimap<uint64_t, uint64_t>::iterator range;
   {
     std::unique_lock<std::mutex> l(st_->mu);
-    st_->cv.wait(l, [&] { return st_->inflight == 0; });
+    st_->cv.wait(l, [&] { return !st_->OverlapsInflight(offset, offset + n); });
+    range = st_->inflight_ranges.emplace(offset, offset + n);
   }
-  SLUICE_RETURN_IF_ERROR(client_->WriteChunks(attr_, static_cast<const char*>(buf), n, offset));
+  Status ws = client_->WriteChunks(attr_, static_cast<const char*>(buf), n, offset);
+  {
+    std::lock_guard<std::mutex> l(st_->mu);
+    st_->inflight_ranges.erase(range);
+  }
+  st_->cv.notify_all();
+  SLUICE_RETURN_IF_ERROR(ws);
   return n;
 }
 
@@ -1181,7 +1196,7 @@ Result<size_t> File::ReadAhead(void* buf, size_t n, uint64_t offset, Spans* span
   {
     std::lock_guard<std::mutex> l(st_->mu);
     gen = st_->gen;
-    dirty = !st_->wb.empty() || st_->inflight > 0;
+    dirty = !st_->Idle();
   }
   if (dirty) SLUICE_RETURN_IF_ERROR(FlushBuffer(true));
   uint64_t size = Size();

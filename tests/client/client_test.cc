@@ -159,19 +159,28 @@ TEST_F(ClientTest, HolesReadZerosAndOffsetsPast4GiB) {
 }
 
 // Rewrites of the same bytes land in the order they were written, though
-// write-behind sends its buffers on a pool of threads: a later buffer that
+// write-behind sends its buffers on a pool of threads: a later write that
 // overlaps an earlier one still in flight must wait for it (else the older
-// bytes could land last and the newest write would be lost).
+// bytes could land last and the newest write would be lost). A client with
+// a 64 KiB write-behind buffer, so that buffers really go out while the
+// test keeps writing.
 TEST_F(ClientTest, OverlappingRewritesLandInOrder) {
-  auto f = c_->Open("/rewrites", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  ClientOptions o;
+  o.cluster = Cfg();
+  o.write_behind_bytes = 64u << 10;
+  auto small = Client::Connect(o);
+  ASSERT_TRUE(small.ok()) << small.status().ToString();
+  auto f = (*small)->Open("/rewrites", O_CREAT | O_RDWR | O_TRUNC, 0644);
   ASSERT_TRUE(f.ok());
   const size_t kBlock = 4096;
+  std::string far(64u << 10, 'z');
   for (int round = 0; round < 40; round++) {
     std::string v(kBlock, static_cast<char>('a' + round % 26));
     v[0] = static_cast<char>(round);
-    ASSERT_TRUE((*f)->Pwrite(v.data(), v.size(), 0).ok());
-    // A write elsewhere flushes the buffered block (not contiguous with it).
-    ASSERT_TRUE((*f)->Pwrite("x", 1, (3u << 20) + static_cast<uint64_t>(round)).ok());
+    ASSERT_TRUE((*f)->Pwrite(v.data(), v.size(), 0).ok());  // buffered
+    // A write of the buffer's size elsewhere sends the buffered rewrite off
+    // in the background, then goes out itself.
+    ASSERT_TRUE((*f)->Pwrite(far.data(), far.size(), (3u << 20) + static_cast<uint64_t>(round) * far.size()).ok());
   }
   ASSERT_TRUE((*f)->Close().ok());
   auto other = Second();
@@ -185,18 +194,22 @@ TEST_F(ClientTest, OverlappingRewritesLandInOrder) {
   EXPECT_EQ(static_cast<int>(back[0]), 39) << "an older rewrite landed after the newest one";
   EXPECT_EQ(back[1], static_cast<char>('a' + 39 % 26));
 
-  // The same when the newest rewrite is sent by a truncate (which writes out
-  // the buffer itself rather than through the thread pool) while an older,
-  // larger write of the same bytes (its payload moved by RMA) is in flight.
-  auto h = c_->Open("/rewrites2", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  // A newer rewrite written by truncate (synchronously, not on the pool)
+  // while an older, larger write of the same bytes (its payload moved by
+  // RMA) is still in flight: a 2 MiB buffer is filled by 1 MiB at 0 and
+  // 1 MiB far away, which sends both off; then 4 KiB at 0 and a truncate.
+  o.write_behind_bytes = 2u << 20;
+  auto mid = Client::Connect(o);
+  ASSERT_TRUE(mid.ok()) << mid.status().ToString();
+  auto h = (*mid)->Open("/rewrites2", O_CREAT | O_RDWR | O_TRUNC, 0644);
   ASSERT_TRUE(h.ok());
   for (int round = 0; round < 20; round++) {
     std::string v(1u << 20, static_cast<char>(round));
     ASSERT_TRUE((*h)->Pwrite(v.data(), v.size(), 0).ok());
-    ASSERT_TRUE((*h)->Pwrite("x", 1, (3u << 20) + static_cast<uint64_t>(round)).ok());
+    ASSERT_TRUE((*h)->Pwrite(v.data(), v.size(), 8u << 20).ok());
     std::string w(kBlock, static_cast<char>(100 + round));
     ASSERT_TRUE((*h)->Pwrite(w.data(), w.size(), 0).ok());
-    ASSERT_TRUE((*h)->Truncate((4u << 20) + static_cast<uint64_t>(round)).ok());
+    ASSERT_TRUE((*h)->Truncate((10u << 20) + static_cast<uint64_t>(round)).ok());
     auto k = other->Open("/rewrites2", O_RDONLY);
     ASSERT_TRUE(k.ok());
     char first = 0;
