@@ -276,6 +276,7 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
   InodeAttr dst = dst_exists ? dst_r.value() : InodeAttr();
   if (dst_exists) {
     SLUICE_RETURN_IF_ERROR(CheckSticky(caller, dir2, dst, "rename"));
+    if (flags & kRenameNoReplace) return Status(Code::kExists, desc + ": target exists");
     if (dst.ino() == src.ino()) return Status::Ok();  // same inode: POSIX says do nothing
   }
   const bool src_dir = src.type() == FILE_TYPE_DIRECTORY;
@@ -315,10 +316,14 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
     return RunTxn(desc, ops);
   }
 
-  // In Linux's order: an existing target with RENAME_NOREPLACE, then a
-  // directory moved under itself, then the target's type.
-  if (dst_exists && (flags & kRenameNoReplace)) return Status(Code::kExists, desc + ": target exists");
+  // In Linux's order: an existing target with RENAME_NOREPLACE (above), a
+  // directory moved under itself, a target directory above the source
+  // (never empty), then the target's type.
   if (src_dir && p1 != p2) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
+  if (dst_dir && p1 != p2 && !CheckNotAncestor(dst.ino(), p1, desc.c_str()).ok()) {
+    return Status(Code::kNotEmpty, desc + ": target directory " + InoString(dst.ino()) +
+                                       " contains the source");
+  }
   if (dst_exists) {
     if (src_dir && !dst_dir) return Status(Code::kNotDir, desc + ": target is not a directory");
     if (!src_dir && dst_dir) return Status(Code::kIsDir, desc + ": target is a directory");

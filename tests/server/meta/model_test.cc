@@ -204,6 +204,8 @@ TEST_P(NamespaceModelTest, RandomOperationsMatchTheModel) {
             want = Code::kOk;  // the same inode (or the same name): nothing to do
           } else if (src_dir && m.IsAncestor(src, d2)) {
             want = Code::kInvalid;
+          } else if (dst != dn2.entries.end() && m.nodes_.at(dst->second).dir && m.IsAncestor(dst->second, d)) {
+            want = Code::kNotEmpty;  // the target directory holds the source
           } else if (dst != dn2.entries.end()) {
             const MNode& t = m.nodes_.at(dst->second);
             if (src_dir && !t.dir) want = Code::kNotDir;
