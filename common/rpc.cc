@@ -108,6 +108,10 @@ std::string Hex32(uint32_t v) {
 
 bool CallContext::expired() const { return deadline_ns_ != 0 && NowNanos() > deadline_ns_; }
 
+bool CallContext::expired_within(uint64_t margin_ns) const {
+  return deadline_ns_ != 0 && NowNanos() + margin_ns > deadline_ns_;
+}
+
 Result<char*> CallContext::AllocResponsePayload(size_t n) {
   PayloadBuffer ext;
   void* desc = nullptr;

@@ -65,6 +65,11 @@ class CallContext {
   // Monotonic deadline in nanoseconds (0 = none).
   uint64_t deadline_ns() const { return deadline_ns_; }
   bool expired() const;
+  // Expired, or within `margin_ns` of the deadline. The server's deadline
+  // runs from when it received the request, a little after the caller's:
+  // a handler that must not act once the caller may have given up (and
+  // retried) checks with a margin.
+  bool expired_within(uint64_t margin_ns) const;
   // The request's payload (inline or pulled by RMA), valid during the call.
   std::string_view request_payload() const { return request_payload_; }
   // A registered buffer of `n` bytes to write the response payload into

@@ -234,7 +234,7 @@ void Loader::BuildAndRead(SampleReader* reader, uint64_t gstep, std::shared_ptr<
   }
   Status rst = reader->ReadBatch(reqs);
   if (!rst.ok()) {
-    batch->DoNotRecycle();
+    batch->AbandonBuffer();
     *st = rst.Prefix("loader: epoch " + std::to_string(batch->epoch) + " step " +
                      std::to_string(batch->step));
     return;

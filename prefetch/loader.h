@@ -116,9 +116,14 @@ class Batch {
   // dies; else unmapped then), so memory goes back to the system or to the
   // next batch (malloc arenas would keep it and break the stated bound).
   void Allocate(uint64_t size, std::shared_ptr<BufferRecycler> recycler = nullptr);
-  // The buffer is unmapped when the batch dies, never handed to another
-  // batch (a reader failed and may still write into it).
-  void DoNotRecycle() { data_.get_deleter().recycler.reset(); }
+  // Gives up the buffer without unmapping or reusing it: a reader failed
+  // with reads possibly still in flight into it, and a late one must not
+  // land in another batch's memory (a new mapping could reuse the address).
+  // The memory stays allocated for the process's life.
+  void AbandonBuffer() {
+    (void)data_.release();
+    size_ = 0;
+  }
   std::span<const uint8_t> bytes(size_t i) const {
     return {data_.get() + samples[i].offset, samples[i].length};
   }

@@ -451,9 +451,12 @@ Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_
   }
   ctx.set_map_version(map.version());
   LockChunk(chain_id, u.chunk);
-  if (ctx.expired()) {
-    // The caller has given up (and may have retried and written newer bytes
-    // since): an update that waited this long for the chunk is not applied.
+  // 10% of the call's budget (at most 1 s) short of the deadline: the caller
+  // may give up (and retry, and write newer bytes) a little before the
+  // server's deadline, which runs from when the request arrived.
+  uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
+  if (ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) {
+    // An update that waited this long for the chunk is not applied.
     UnlockChunk(chain_id, u.chunk);
     return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) +
                                       ": the call's deadline passed while it waited for the chunk; not applied");
