@@ -320,9 +320,13 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
   // directory moved under itself, a target directory above the source
   // (never empty), then the target's type.
   if (src_dir && p1 != p2) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
-  if (dst_dir && p1 != p2 && !CheckNotAncestor(dst.ino(), p1, desc.c_str()).ok()) {
-    return Status(Code::kNotEmpty, desc + ": target directory " + InoString(dst.ino()) +
-                                       " contains the source");
+  if (dst_dir && p1 != p2) {
+    Status above = CheckNotAncestor(dst.ino(), p1, desc.c_str());
+    if (above.code() == Code::kInvalid) {
+      return Status(Code::kNotEmpty, desc + ": target directory " + InoString(dst.ino()) +
+                                         " contains the source");
+    }
+    SLUICE_RETURN_IF_ERROR(above);
   }
   if (dst_exists) {
     if (src_dir && !dst_dir) return Status(Code::kNotDir, desc + ": target is not a directory");

@@ -188,6 +188,14 @@ TEST_P(RenameTest, NoReplaceAndExchange) {
   uint64_t inner = MkdirOrDie(y, "inner");
   (void)inner;
   EXPECT_CODE(ns().Rename(User(), d2, "y", y, "inner", kRenameExchange), kInvalid);
+  // NOREPLACE onto the same inode (the same name, or a hard link) is EEXIST,
+  // as on Linux, where a plain rename does nothing.
+  uint64_t f = CreateOrDie(d1, "f");
+  ASSERT_OK(ns().Link(User(), f, d1, "f2"));
+  EXPECT_CODE(ns().Rename(User(), d1, "f", d1, "f", kRenameNoReplace), kExists);
+  EXPECT_CODE(ns().Rename(User(), d1, "f", d1, "f2", kRenameNoReplace), kExists);
+  ASSERT_OK(ns().Rename(User(), d1, "f", d1, "f2", 0));
+  EXPECT_EQ(InoOf(d1, "f"), f) << "rename onto a hard link of the same inode changes nothing";
   ExpectQuiet();
 }
 
