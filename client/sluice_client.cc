@@ -997,6 +997,19 @@ void Client::SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeStat
 }
 
 Status Client::BatchRead(std::span<BatchReadItem> items, const std::function<void(size_t)>& on_done) {
+  // Bytes this client wrote and has not sent yet are read back too: such
+  // files are flushed first (each once).
+  std::set<File*> flushed;
+  for (BatchReadItem& it : items) {
+    if (!it.file || it.file->closed_ || flushed.count(it.file)) continue;
+    bool busy;
+    {
+      std::lock_guard<std::mutex> l(it.file->st_->mu);
+      busy = !it.file->st_->Idle();
+    }
+    if (busy) SLUICE_RETURN_IF_ERROR(it.file->FlushBuffer(true));
+    flushed.insert(it.file);
+  }
   std::vector<ReadOp> ops;
   std::vector<size_t> owner;
   std::vector<std::atomic<int>> left(items.size());

@@ -278,8 +278,8 @@ class Client {
   // ---- Bulk IO for loaders.
   // Reads every item; items complete out of order, `on_done(i)` (if given)
   // runs as item i completes, on an internal thread (keep it short). Returns
-  // when all are done; each item has its own status. Files must have no
-  // unflushed writes of their own that the reads should see (call Fsync).
+  // when all are done; each item has its own status. Writes this client has
+  // buffered for these files are sent first, so they are read back.
   Status BatchRead(std::span<BatchReadItem> items, const std::function<void(size_t)>& on_done = nullptr);
   // Registers memory that reads land in by RMA without a copy (zero-copy on
   // RDMA fabrics). The memory must stay valid for the Client's lifetime.

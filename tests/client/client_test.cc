@@ -386,6 +386,28 @@ TEST_F(ClientTest, BatchReadCompletesEveryItemOnce) {
   }
 }
 
+// A batch read sees what this client wrote just before, still buffered.
+TEST_F(ClientTest, BatchReadSeesThisClientsBufferedWrites) {
+  auto f = c_->Open("/bbuf", O_CREAT | O_RDWR | O_TRUNC, 0644);
+  ASSERT_TRUE(f.ok());
+  std::string old(100000, 'o');
+  ASSERT_TRUE((*f)->Pwrite(old.data(), old.size(), 0).ok());
+  ASSERT_TRUE((*f)->Fsync().ok());
+  std::string fresh(5000, 'n');
+  ASSERT_TRUE((*f)->Pwrite(fresh.data(), fresh.size(), 1000).ok());  // buffered, not sent
+  std::vector<char> buf(8000);
+  std::vector<BatchReadItem> items(1);
+  items[0].file = f->get();
+  items[0].offset = 0;
+  items[0].length = buf.size();
+  items[0].dest = buf.data();
+  ASSERT_TRUE(c_->BatchRead(items).ok());
+  ASSERT_TRUE(items[0].status.ok()) << items[0].status.ToString();
+  EXPECT_EQ(std::string(buf.data() + 1000, 5000), fresh) << "the buffered write was not read back";
+  EXPECT_EQ(std::string(buf.data(), 1000), std::string(1000, 'o'));
+  ASSERT_TRUE((*f)->Close().ok());
+}
+
 TEST_F(ClientTest, UnlinkRemovesChunksFromEveryReplica) {
   auto data = Random(4 << 20, 6);
   auto f = c_->Open("/doomed", O_CREAT | O_WRONLY | O_TRUNC, 0644);
