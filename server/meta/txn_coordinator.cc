@@ -57,7 +57,7 @@ Result<InodeAttr> TxnCoordinator::GetAttr(uint64_t ino) {
 }
 
 Result<InodeAttr> TxnCoordinator::DirForChange(const Caller& caller, uint64_t dir,
-                                               const char* what) {
+                                               const char* what, uint32_t mask) {
   auto a = GetAttr(dir);
   if (!a.ok()) {
     if (a.status().code() == Code::kNotFound) {
@@ -69,9 +69,7 @@ Result<InodeAttr> TxnCoordinator::DirForChange(const Caller& caller, uint64_t di
   if (a->type() != FILE_TYPE_DIRECTORY) {
     return Status(Code::kNotDir, std::string(what) + ": " + InoString(dir) + " is not a directory");
   }
-  if (!CheckAccess(*a, caller, kMayWrite | kMayExec)) {
-    return AccessDenied(*a, caller, kMayWrite | kMayExec, what);
-  }
+  if (!CheckAccess(*a, caller, mask)) return AccessDenied(*a, caller, mask, what);
   return a;
 }
 
@@ -265,29 +263,59 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
   const uint32_t n = static_cast<uint32_t>(shards_.size());
 
   std::lock_guard<std::mutex> rename_lock(rename_mu_);
-  SLUICE_ASSIGN_OR_RETURN(InodeAttr dir1, DirForChange(caller, p1, "rename"));
-  SLUICE_ASSIGN_OR_RETURN(InodeAttr dir2, DirForChange(caller, p2, "rename"));
+  // Looking the names up needs search permission on both parents; the other
+  // checks follow Linux's order (do_renameat2, then vfs_rename's may_delete
+  // and may_create), so each case fails with the errno Linux gives it.
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr dir1, DirForChange(caller, p1, "rename", kMayExec));
+  SLUICE_ASSIGN_OR_RETURN(InodeAttr dir2, DirForChange(caller, p2, "rename", kMayExec));
   const uint32_t a = DentryShard(p1, n1, n), b = DentryShard(p2, n2, n);
   SLUICE_ASSIGN_OR_RETURN(InodeAttr src, shards_[a]->Lookup(caller, p1, n1));
-  SLUICE_RETURN_IF_ERROR(CheckSticky(caller, dir1, src, "rename"));
   auto dst_r = shards_[b]->Lookup(caller, p2, n2);
   if (!dst_r.ok() && dst_r.status().code() != Code::kNotFound) return dst_r.status();
   const bool dst_exists = dst_r.ok();
   InodeAttr dst = dst_exists ? dst_r.value() : InodeAttr();
-  if (dst_exists) {
-    SLUICE_RETURN_IF_ERROR(CheckSticky(caller, dir2, dst, "rename"));
-    if (flags & kRenameNoReplace) return Status(Code::kExists, desc + ": target exists");
-    if (dst.ino() == src.ino()) return Status::Ok();  // same inode: POSIX says do nothing
-  }
   const bool src_dir = src.type() == FILE_TYPE_DIRECTORY;
   const bool dst_dir = dst_exists && dst.type() == FILE_TYPE_DIRECTORY;
-  // A directory moving to another parent rewrites its "..": like Linux, that
-  // needs write permission on the directory itself.
+  const bool exchange = (flags & kRenameExchange) != 0;
+  // 1. The target's existence against the flags.
+  if (dst_exists && (flags & kRenameNoReplace)) return Status(Code::kExists, desc + ": target exists");
+  if (exchange && !dst_exists) return Status(Code::kNotFound, desc + ": exchange target does not exist");
+  // 2. A directory moved under itself; a target directory holding the source
+  // (never empty; for an exchange, the same mistake the other way round).
+  if (p1 != p2) {
+    if (src_dir) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
+    if (dst_dir) {
+      Status above = CheckNotAncestor(dst.ino(), p1, desc.c_str());
+      if (above.code() == Code::kInvalid && !exchange) {
+        return Status(Code::kNotEmpty, desc + ": target directory " + InoString(dst.ino()) +
+                                           " contains the source");
+      }
+      SLUICE_RETURN_IF_ERROR(above);
+    }
+  }
+  // 3. The same inode under both names: POSIX says do nothing.
+  if (dst_exists && dst.ino() == src.ino()) return Status::Ok();
+  // 4. Removing the source's name: write on its directory, the sticky bit.
+  if (!CheckAccess(dir1, caller, kMayWrite | kMayExec)) {
+    return AccessDenied(dir1, caller, kMayWrite | kMayExec, "rename");
+  }
+  SLUICE_RETURN_IF_ERROR(CheckSticky(caller, dir1, src, "rename"));
+  // 5. The target's name: write on its directory, the sticky bit, its type.
+  if (!CheckAccess(dir2, caller, kMayWrite | kMayExec)) {
+    return AccessDenied(dir2, caller, kMayWrite | kMayExec, "rename");
+  }
+  if (dst_exists) {
+    SLUICE_RETURN_IF_ERROR(CheckSticky(caller, dir2, dst, "rename"));
+    if (!exchange && src_dir && !dst_dir) return Status(Code::kNotDir, desc + ": target is not a directory");
+    if (!exchange && !src_dir && dst_dir) return Status(Code::kIsDir, desc + ": target is a directory");
+  }
+  // 6. A directory moving to another parent rewrites its "..": like Linux,
+  // that needs write permission on the directory itself.
   if (p1 != p2) {
     if (src_dir && !CheckAccess(src, caller, kMayWrite)) {
       return AccessDenied(src, caller, kMayWrite, "rename (moving a directory)");
     }
-    if ((flags & kRenameExchange) && dst_dir && !CheckAccess(dst, caller, kMayWrite)) {
+    if (exchange && dst_dir && !CheckAccess(dst, caller, kMayWrite)) {
       return AccessDenied(dst, caller, kMayWrite, "rename (moving a directory)");
     }
   }
@@ -303,34 +331,12 @@ Status TxnCoordinator::Rename(const RenameRequest& req) {
     }
     ops[InodeShard(x.ino())].push_back(op);
   };
-  if (flags & kRenameExchange) {
-    if (!dst_exists) return Status(Code::kNotFound, desc + ": exchange target does not exist");
-    if (p1 != p2) {
-      if (src_dir) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
-      if (dst_dir) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(dst.ino(), p1, desc.c_str()));
-    }
+  if (exchange) {
     ops[a].push_back(PutDentry(p1, n1, dst.ino(), dst.type(), src.ino()));
     ops[b].push_back(PutDentry(p2, n2, src.ino(), src.type(), dst.ino()));
     moved(src, p2);
     moved(dst, p1);
     return RunTxn(desc, ops);
-  }
-
-  // In Linux's order: an existing target with RENAME_NOREPLACE (above), a
-  // directory moved under itself, a target directory above the source
-  // (never empty), then the target's type.
-  if (src_dir && p1 != p2) SLUICE_RETURN_IF_ERROR(CheckNotAncestor(src.ino(), p2, desc.c_str()));
-  if (dst_dir && p1 != p2) {
-    Status above = CheckNotAncestor(dst.ino(), p1, desc.c_str());
-    if (above.code() == Code::kInvalid) {
-      return Status(Code::kNotEmpty, desc + ": target directory " + InoString(dst.ino()) +
-                                         " contains the source");
-    }
-    SLUICE_RETURN_IF_ERROR(above);
-  }
-  if (dst_exists) {
-    if (src_dir && !dst_dir) return Status(Code::kNotDir, desc + ": target is not a directory");
-    if (!src_dir && dst_dir) return Status(Code::kIsDir, desc + ": target is a directory");
   }
 
   ops[a].push_back(DeleteDentry(p1, n1, src.ino()));

@@ -81,7 +81,10 @@ class TxnCoordinator {
 
   Status RunTxn(const std::string& description, const OpsByShard& ops);
   Result<InodeAttr> GetAttr(uint64_t ino);
-  Result<InodeAttr> DirForChange(const Caller& caller, uint64_t dir, const char* what);
+  // The directory's attributes, checking `mask` (default: write and search)
+  // permission for the caller.
+  Result<InodeAttr> DirForChange(const Caller& caller, uint64_t dir, const char* what,
+                                 uint32_t mask = kMayWrite | kMayExec);
   Status CheckSticky(const Caller& caller, const InodeAttr& dir, const InodeAttr& victim,
                      const char* what);
   Status CheckNotAncestor(uint64_t moved_dir, uint64_t new_parent, const char* what);

@@ -213,6 +213,37 @@ TEST_P(RenameTest, MovingADirectoryNeedsWriteOnIt) {
   ExpectQuiet();
 }
 
+// Error precedence as on Linux for an unprivileged caller: the structural
+// mistakes (EINVAL, ENOTEMPTY) and the same-inode no-op come before
+// permission and sticky-bit checks, which come before the target's type.
+TEST_P(RenameTest, ErrorOrderForUnprivilegedCallers) {
+  const Caller other = MakeCaller(2000, 2000);
+  auto tmp = ns().Mkdir(Root(), work_, "tmp", 01777);  // sticky, world-writable
+  ASSERT_OK(tmp);
+  auto f = ns().Create(User(), tmp->ino(), "f", 0644, true);
+  ASSERT_OK(f);
+  ASSERT_OK(ns().Link(User(), f->attr.ino(), tmp->ino(), "f2"));
+  // Another user renaming a name onto a link of the same inode in a sticky
+  // directory: nothing to do, so no EPERM.
+  ASSERT_OK(ns().Rename(other, tmp->ino(), "f", tmp->ino(), "f2"));
+  // A directory moved under itself by someone who may not write there:
+  // EINVAL, not EACCES.
+  auto ro = ns().Mkdir(User(), work_, "ro", 0555);
+  ASSERT_OK(ro);
+  auto inner = ns().Mkdir(Root(), ro->ino(), "inner", 0755);
+  ASSERT_OK(inner);
+  EXPECT_CODE(ns().Rename(other, work_, "ro", inner->ino(), "x"), kInvalid);
+  // Permission comes before the target's type: a file onto a directory in a
+  // directory the caller may not write is EACCES, not EISDIR.
+  auto d = ns().Mkdir(Root(), ro->ino(), "d", 0755);
+  ASSERT_OK(d);
+  auto g = ns().Create(User(), work_, "g", 0644, true);
+  ASSERT_OK(g);
+  EXPECT_CODE(ns().Rename(User(), work_, "g", ro->ino(), "d"), kPermission);
+  EXPECT_CODE(ns().Rename(Root(), work_, "g", ro->ino(), "d"), kIsDir);
+  ExpectQuiet();
+}
+
 TEST_P(RenameTest, IntoOwnDescendantIsInvalid) {
   uint64_t a = MkdirOrDie(work_, "a");
   uint64_t b = MkdirOrDie(a, "b");
