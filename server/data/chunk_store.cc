@@ -120,9 +120,15 @@ struct ChunkStore::Update {
   enum Kind { kWrite, kTruncate, kInstall };
   Kind kind = kWrite;
   ChunkId chunk;
-  uint32_t offset = 0;
-  std::span<const uint8_t> data;
-  uint32_t crc = 0;
+  // The bytes written (write: ascending, not overlapping; install: one at 0).
+  struct Piece {
+    uint32_t offset = 0;
+    std::span<const uint8_t> data;
+    uint32_t crc = 0;
+    uint64_t end() const { return uint64_t{offset} + data.size(); }
+  };
+  std::vector<Piece> pieces;
+  Status malformed;     // the request's extents do not describe its bytes
   uint32_t length = 0;  // truncate: the new length
   uint32_t chunk_size = kMaxChunkSize;
   uint64_t version = 0;
@@ -737,9 +743,21 @@ std::vector<Result<UpdateResult>> ChunkStore::BatchWrite(std::span<const WriteRe
     Update& u = ups[i];
     u.kind = Update::kWrite;
     u.chunk = r.chunk;
-    u.offset = r.offset;
-    u.data = r.data;
-    u.crc = r.crc;
+    if (r.extents.empty()) {
+      u.pieces.push_back({r.offset, r.data, r.crc});
+    } else {
+      uint64_t used = 0;
+      for (const WriteExtent& e : r.extents) {
+        if (used + e.length > r.data.size()) break;
+        u.pieces.push_back({e.offset, r.data.subspan(used, e.length), e.crc});
+        used += e.length;
+      }
+      if (used != r.data.size() || u.pieces.size() != r.extents.size()) {
+        u.malformed = Status(Code::kInvalid, Where(r.chunk) + ": write of " + std::to_string(r.data.size()) +
+                                                 " bytes in " + std::to_string(r.extents.size()) +
+                                                 " extents whose lengths do not add up to it");
+      }
+    }
     u.chunk_size = r.chunk_size;
     u.version = r.update.version;
     u.commit = r.update.commit;
@@ -764,8 +782,7 @@ Result<UpdateResult> ChunkStore::Install(const ChunkId& chunk, uint64_t version,
   Update u;
   u.kind = Update::kInstall;
   u.chunk = chunk;
-  u.data = data;
-  u.crc = crc;
+  u.pieces.push_back({0, data, crc});
   u.version = version;
   u.commit = true;
   return std::move(ApplyUpdates(std::span<Update>(&u, 1))[0]);
@@ -783,7 +800,7 @@ std::vector<Result<UpdateResult>> ChunkStore::ApplyUpdates(std::span<Update> upd
     while (end < updates.size() && end - start < kMaxUpdateGroup &&
            std::find(seen.begin(), seen.end(), updates[end].chunk) == seen.end()) {
       const Update& u = updates[end];
-      uint64_t need = u.kind == Update::kInstall ? u.data.size() : u.chunk_size;
+      uint64_t need = u.kind == Update::kInstall ? u.pieces[0].data.size() : u.chunk_size;
       if (end > start && bytes + need > kMaxUpdateGroupBytes) break;
       bytes += need;
       seen.push_back(u.chunk);
@@ -823,7 +840,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     // replaces the whole chunk from an aligned buffer (no copy).
     uint8_t* src = nullptr;
     bool src_registered = false;
-    int read_ops[2] = {-1, -1};
+    std::vector<int> read_ops;
     int write_op = -1;
     UpdateResult result;
   };
@@ -834,26 +851,45 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
   };
 
   // 1. Validate and load records.
+  auto check_pieces = [&](const Update& u) -> Status {
+    if (u.pieces.empty()) return Status(Code::kInvalid, Where(u.chunk) + ": empty write");
+    for (size_t k = 0; k < u.pieces.size(); k++) {
+      const Update::Piece& p = u.pieces[k];
+      std::string which = u.pieces.size() > 1 ? " (extent " + std::to_string(k + 1) + " of " +
+                                                    std::to_string(u.pieces.size()) + ")"
+                                              : "";
+      if (p.data.empty()) return Status(Code::kInvalid, Where(u.chunk) + ": empty write" + which);
+      if (p.end() > u.chunk_size) {
+        return Status(Code::kInvalid, Where(u.chunk) + ": write [" + std::to_string(p.offset) + ", +" +
+                                          std::to_string(p.data.size()) + ") beyond chunk size " +
+                                          std::to_string(u.chunk_size) + which);
+      }
+      if (k > 0 && p.offset < u.pieces[k - 1].end()) {
+        return Status(Code::kInvalid, Where(u.chunk) + ": write extents overlap or are not in order at offset " +
+                                          std::to_string(p.offset) + which);
+      }
+    }
+    return Status::Ok();
+  };
   std::vector<std::string> keys(n);
   std::vector<rocksdb::Slice> slices(n);
   for (size_t i = 0; i < n; i++) {
     const Update& u = ups[i];
     keys[i] = ChunkKey(u.chunk);
     slices[i] = keys[i];
-    if (u.chunk_size == 0 || u.chunk_size > kMaxChunkSize) {
+    if (!u.malformed.ok()) {
+      fail(i, u.malformed);
+    } else if (u.chunk_size == 0 || u.chunk_size > kMaxChunkSize) {
       fail(i, Status(Code::kInvalid, Where(u.chunk) + ": chunk size " +
                                          std::to_string(u.chunk_size) + " outside (0, 64 MiB]"));
-    } else if (u.kind == Update::kWrite && u.data.empty()) {
-      fail(i, Status(Code::kInvalid, Where(u.chunk) + ": empty write"));
-    } else if (u.kind == Update::kWrite && uint64_t{u.offset} + u.data.size() > u.chunk_size) {
-      fail(i, Status(Code::kInvalid, Where(u.chunk) + ": write [" + std::to_string(u.offset) +
-                                         ", +" + std::to_string(u.data.size()) +
-                                         ") beyond chunk size " + std::to_string(u.chunk_size)));
+    } else if (u.kind == Update::kWrite) {
+      Status bad = check_pieces(u);
+      if (!bad.ok()) fail(i, bad);
     } else if (u.kind == Update::kTruncate && u.length > u.chunk_size) {
       fail(i, Status(Code::kInvalid, Where(u.chunk) + ": truncate to " +
                                          std::to_string(u.length) + " beyond chunk size " +
                                          std::to_string(u.chunk_size)));
-    } else if (u.kind == Update::kInstall && (u.data.size() > kMaxChunkSize || u.version == 0)) {
+    } else if (u.kind == Update::kInstall && (u.pieces[0].data.size() > kMaxChunkSize || u.version == 0)) {
       fail(i, Status(Code::kInvalid, Where(u.chunk) + ": install needs version > 0 and <= 64 MiB"));
     }
   }
@@ -924,23 +960,22 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     uint64_t new_len;
     switch (u.kind) {
       case Update::kWrite:
-        new_len = std::max<uint64_t>(base_len, uint64_t{u.offset} + u.data.size());
+        new_len = std::max<uint64_t>(base_len, u.pieces.back().end());
         break;
       case Update::kTruncate:
         new_len = u.length;
         break;
       default:
-        new_len = u.data.size();
+        new_len = u.pieces[0].data.size();
     }
     x.nv.length = static_cast<uint32_t>(new_len);
     x.nv.size_class = SizeClassFor(x.nv.length);
     x.keep = std::min<uint32_t>(base_len, x.nv.length);
-    const uint64_t ws0 = u.kind == Update::kWrite ? u.offset : 0;
-    const bool direct = u.kind != Update::kTruncate && ws0 == 0 && u.data.size() == new_len &&
-                        new_len % kBlockSize == 0 &&
-                        reinterpret_cast<uintptr_t>(u.data.data()) % kBlockSize == 0;
+    const bool direct = u.pieces.size() == 1 && u.pieces[0].offset == 0 &&
+                        u.pieces[0].data.size() == new_len && new_len % kBlockSize == 0 &&
+                        reinterpret_cast<uintptr_t>(u.pieces[0].data.data()) % kBlockSize == 0;
     if (direct && new_len > 0) {
-      x.src = const_cast<uint8_t*>(u.data.data());  // only ever read from
+      x.src = const_cast<uint8_t*>(u.pieces[0].data.data());  // only ever read from
       x.src_registered = pool_->InArena(x.src, new_len);
     } else if (new_len > 0) {
       x.buf = pool_->Allocate(RoundUpToBlock(new_len));
@@ -948,25 +983,19 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       x.src_registered = x.buf.registered();
     }
     // Base blocks to read: those in [0, keep) that the write does not cover
-    // entirely; covered blocks form one run, so at most a prefix and a suffix.
+    // entirely, in runs.
     const uint32_t kb = BlockCount(x.keep);
-    uint32_t c0 = kb, c1 = kb;  // covered run [c0, c1)
+    std::vector<bool> covered(kb, false);
     if (u.kind == Update::kWrite) {
-      uint64_t ws = u.offset, we = uint64_t{u.offset} + u.data.size();
-      uint32_t first = static_cast<uint32_t>(RoundUpToBlock(ws) / kBlockSize);
-      uint32_t last = first;
-      while (last < kb) {
-        uint64_t be = std::min<uint64_t>((last + 1) * uint64_t{kBlockSize}, base_len);
-        if (be > we) break;
-        last++;
-      }
-      if (first < last) {
-        c0 = first;
-        c1 = last;
+      for (const Update::Piece& p : u.pieces) {
+        const uint64_t we = p.end();
+        for (uint32_t b = static_cast<uint32_t>(RoundUpToBlock(p.offset) / kBlockSize); b < kb; b++) {
+          if (std::min<uint64_t>((b + 1) * uint64_t{kBlockSize}, base_len) > we) break;
+          covered[b] = true;
+        }
       }
     }
-    auto add_read = [&](int slot, uint32_t from, uint32_t to) {
-      if (from >= to) return;
+    auto add_read = [&](uint32_t from, uint32_t to) {
       IoOp op;
       op.kind = IoOp::kRead;
       op.file = x.base->size_class;
@@ -974,12 +1003,20 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
       op.len = (to - from) * kBlockSize;
       op.offset = x.base->slot * kSizeClasses[x.base->size_class] + uint64_t{from} * kBlockSize;
       op.fixed = x.buf.registered();
-      x.read_ops[slot] = static_cast<int>(ops.size());
+      x.read_ops.push_back(static_cast<int>(ops.size()));
       ops.push_back(op);
     };
     if (x.base && kb > 0 && !direct) {
-      add_read(0, 0, c0);
-      add_read(1, c1, kb);
+      for (uint32_t b = 0; b < kb;) {
+        if (covered[b]) {
+          b++;
+          continue;
+        }
+        uint32_t e = b;
+        while (e < kb && !covered[e]) e++;
+        add_read(b, e);
+        b = e;
+      }
     }
   }
 
@@ -996,9 +1033,8 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     const Update& u = ups[i];
     bool ok = true;
     uint64_t cow = 0;
-    for (int k = 0; k < 2 && ok; k++) {
-      if (x.read_ops[k] < 0) continue;
-      const IoOp& op = ops[x.read_ops[k]];
+    for (int k : x.read_ops) {
+      const IoOp& op = ops[k];
       if (op.result < 0) {
         fail(i, IoError(op.result, Where(u.chunk) + ": read v" + std::to_string(x.base->version) +
                                        " for copy-on-write"));
@@ -1028,39 +1064,45 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     const uint64_t padded = RoundUpToBlock(x.nv.length);
     const bool copied = x.buf && x.src == x.buf.data();
     if (copied && padded > x.keep) std::memset(x.buf.data() + x.keep, 0, padded - x.keep);
-    uint64_t ws = 0, we = 0;  // bytes written by the client
-    if (!u.data.empty()) {
-      ws = u.kind == Update::kWrite ? u.offset : 0;
-      we = ws + u.data.size();
-      if (copied) std::memcpy(x.buf.data() + ws, u.data.data(), u.data.size());
-    }
     const uint32_t nb = BlockCount(x.nv.length);
+    std::vector<bool> touched(nb, false);  // blocks holding bytes the client wrote
+    for (const Update::Piece& p : u.pieces) {
+      if (copied) std::memcpy(x.buf.data() + p.offset, p.data.data(), p.data.size());
+      for (uint32_t b = p.offset / kBlockSize; b < BlockCount(p.end()); b++) touched[b] = true;
+    }
     x.nv.block_crcs.resize(nb);
     for (uint32_t b = 0; b < nb; b++) {
       uint64_t bs = uint64_t{b} * kBlockSize;
       uint64_t be = std::min<uint64_t>(bs + kBlockSize, x.nv.length);
-      bool untouched = x.base && !(ws < be && we > bs) &&
+      bool untouched = x.base && !touched[b] &&
                        be <= x.keep && std::min<uint64_t>(bs + kBlockSize, x.base->length) == be;
       x.nv.block_crcs[b] = untouched ? x.base->block_crcs[b] : BlockCrc(x.src + bs, be - bs);
     }
-    if (!u.data.empty()) {
+    for (size_t k = 0; k < u.pieces.size() && ok; k++) {
+      const Update::Piece& p = u.pieces[k];
+      const uint64_t ws = p.offset, we = p.end();
+      if (ws == we) continue;  // an empty install
       bool aligned = ws % kBlockSize == 0 && (we % kBlockSize == 0 || we == x.nv.length);
       uint32_t got = aligned ? CombineRange(x.nv.block_crcs, ws / kBlockSize, BlockCount(we), we)
                              : Crc32c(x.src + ws, we - ws);
-      if (got != u.crc) {
+      if (got != p.crc) {
         stats_.rejected_writes++;
         char buf[96];
         std::snprintf(buf, sizeof buf, ": data CRC32C 0x%08x does not match the sender's 0x%08x",
-                      got, u.crc);
+                      got, p.crc);
+        std::string which = u.pieces.size() > 1 ? " (extent " + std::to_string(k + 1) + " of " +
+                                                      std::to_string(u.pieces.size()) + ")"
+                                                : "";
         Status st(Code::kCorrupt, Where(u.chunk) + " " +
                                       (u.kind == Update::kInstall ? "install" : "write") + " of " +
-                                      std::to_string(u.data.size()) + " bytes at " +
-                                      std::to_string(ws) + buf + "; nothing stored");
+                                      std::to_string(p.data.size()) + " bytes at " +
+                                      std::to_string(ws) + which + buf + "; nothing stored");
         LOG_WARN(st.message());
         fail(i, st);
-        continue;
+        ok = false;
       }
     }
+    if (!ok) continue;
     x.nv.crc = CombineBlockCrcs(x.nv.block_crcs, x.nv.length);
     // 5. A fresh slot for the new version.
     if (x.nv.size_class != kNoSlot) {
@@ -1175,7 +1217,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     }
     if (x.live) {
       stats_.updates++;
-      stats_.written_bytes += ups[i].data.size();
+      for (const Update::Piece& p : ups[i].pieces) stats_.written_bytes += p.data.size();
       x.result.meta = MetaOf(ups[i].chunk, new_recs[i]);
     }
     out[out_base + i] = x.result;

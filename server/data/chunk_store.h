@@ -101,6 +101,13 @@ struct UpdateOptions {
   bool commit = true;
 };
 
+// One range of a write that changes several ranges of a chunk in one update.
+struct WriteExtent {
+  uint32_t offset = 0;  // within the chunk
+  uint32_t length = 0;  // bytes, following the previous extent's in WriteRequest::data
+  uint32_t crc = 0;     // sender's CRC32C of these bytes
+};
+
 struct WriteRequest {
   ChunkId chunk;
   uint32_t offset = 0;             // within the chunk
@@ -108,6 +115,12 @@ struct WriteRequest {
   uint32_t crc = 0;                // client's CRC32C of `data`
   uint32_t chunk_size = kMaxChunkSize;  // the file layout's chunk size
   UpdateOptions update;
+  // When not empty, the write changes these ranges (ascending, not
+  // overlapping, not empty) as one version: their bytes follow each other
+  // in `data`, which they must cover exactly; `offset` and `crc` are unused.
+  // One copy-on-write of the chunk instead of one per range (IOR-hard's
+  // strided blocks, a client's scattered write-behind).
+  std::vector<WriteExtent> extents;
 };
 
 struct UpdateResult {

@@ -172,6 +172,99 @@ TEST_F(ChunkStoreTest, BoundsAreChecked) {
   EXPECT_EQ(store_->Truncate({4, 0}, 2 << 20, {}, 1 << 20).status().code(), Code::kInvalid);
 }
 
+// Several ranges of a chunk in one update (WriteRequest::extents): one new
+// version whose bytes match applying each range in turn.
+TEST_F(ChunkStoreTest, MultiExtentWriteIsOneVersion) {
+  std::mt19937 rng(11);
+  ChunkId c{40, 0};
+  std::vector<uint8_t> model = Bytes(300000, 12);
+  ASSERT_TRUE(Put(c, 0, model).ok());
+  uint64_t version = 1;
+  for (int round = 0; round < 30; round++) {
+    WriteRequest w;
+    w.chunk = c;
+    w.chunk_size = 1 << 20;
+    std::vector<uint8_t> bytes;
+    uint32_t pos = rng() % 5000;
+    int n = 1 + rng() % 12;
+    for (int k = 0; k < n && pos < (1u << 20); k++) {
+      uint32_t len = std::min<uint32_t>(1 + rng() % 50000, (1u << 20) - pos);
+      auto piece = Bytes(len, rng());
+      w.extents.push_back({pos, len, Crc32c(piece.data(), len)});
+      bytes.insert(bytes.end(), piece.begin(), piece.end());
+      if (model.size() < pos + len) model.resize(pos + len, 0);
+      std::copy(piece.begin(), piece.end(), model.begin() + pos);
+      pos += len + (rng() % 3 == 0 ? 0 : rng() % 60000);  // sometimes touching, often a gap
+    }
+    w.data = bytes;
+    auto r = store_->Write(w);
+    ASSERT_TRUE(r.ok()) << "round " << round << ": " << r.status().ToString();
+    EXPECT_EQ(r->meta.version, ++version) << "one version per multi-extent write";
+    EXPECT_EQ(r->meta.length, model.size());
+    EXPECT_EQ(r->meta.crc, Crc32c(model.data(), model.size())) << "round " << round;
+    ASSERT_EQ(GetBytes(c), model) << "round " << round;
+  }
+  // Only base blocks no extent covers entirely are read for the merge.
+  ChunkId d{41, 0};
+  std::vector<uint8_t> base = Bytes(16 * 4096, 13);
+  ASSERT_TRUE(Put(d, 0, base).ok());
+  auto a = Bytes(8192, 14), b = Bytes(16 * 4096 - 12288 - 100, 15);
+  WriteRequest w;
+  w.chunk = d;
+  w.extents = {{0, 8192, Crc32c(a.data(), a.size())},
+               {12288 + 100, static_cast<uint32_t>(b.size()), Crc32c(b.data(), b.size())}};
+  std::vector<uint8_t> bytes = a;
+  bytes.insert(bytes.end(), b.begin(), b.end());
+  w.data = bytes;
+  uint64_t before = store_->stats().cow_read_bytes.load();
+  ASSERT_TRUE(store_->Write(w).ok());
+  EXPECT_EQ(store_->stats().cow_read_bytes.load() - before, 2u * 4096) << "blocks 2 and 3 only";
+  std::copy(a.begin(), a.end(), base.begin());
+  std::copy(b.begin(), b.end(), base.begin() + 12288 + 100);
+  EXPECT_EQ(GetBytes(d), base);
+}
+
+TEST_F(ChunkStoreTest, MalformedMultiExtentWritesStoreNothing) {
+  ChunkId c{42, 0};
+  std::vector<uint8_t> base = Bytes(50000, 16);
+  ASSERT_TRUE(Put(c, 0, base).ok());
+  auto p = Bytes(3000, 17);
+  const uint32_t crc = Crc32c(p.data(), 1000);
+  auto attempt = [&](std::vector<WriteExtent> extents, size_t bytes) {
+    WriteRequest w;
+    w.chunk = c;
+    w.chunk_size = 1 << 20;
+    w.extents = std::move(extents);
+    w.data = std::span<const uint8_t>(p.data(), bytes);
+    return store_->Write(w).status();
+  };
+  struct Case {
+    const char* what;
+    std::vector<WriteExtent> extents;
+    size_t bytes;
+    Code code;
+    const char* says;
+  };
+  std::vector<Case> cases = {
+      {"overlap", {{0, 1000, crc}, {999, 1000, crc}}, 2000, Code::kInvalid, "overlap or are not in order"},
+      {"out of order", {{5000, 1000, crc}, {0, 1000, crc}}, 2000, Code::kInvalid, "not in order"},
+      {"too few bytes", {{0, 1000, crc}, {2000, 1000, crc}}, 1500, Code::kInvalid, "do not add up"},
+      {"too many bytes", {{0, 1000, crc}, {2000, 1000, crc}}, 3000, Code::kInvalid, "do not add up"},
+      {"empty extent", {{0, 1000, crc}, {2000, 0, 0}}, 1000, Code::kInvalid, "empty write (extent 2 of 2)"},
+      {"beyond chunk", {{0, 1000, crc}, {(1u << 20) - 10, 1000, crc}}, 2000, Code::kInvalid, "beyond chunk size"},
+      {"bad crc", {{0, 1000, crc}, {4096, 1000, crc ^ 1}, {9000, 1000, crc}}, 3000, Code::kCorrupt,
+       "(extent 2 of 3)"},
+  };
+  for (const Case& k : cases) {
+    Status st = attempt(k.extents, k.bytes);
+    EXPECT_EQ(st.code(), k.code) << k.what << ": " << st.ToString();
+    EXPECT_NE(st.message().find(k.says), std::string::npos) << k.what << ": " << st.message();
+    EXPECT_NE(st.message().find("target 7 chunk 42:0"), std::string::npos) << st.message();
+  }
+  EXPECT_EQ(store_->Stat(c)->version, 1u);
+  EXPECT_EQ(GetBytes(c), base);
+}
+
 TEST_F(ChunkStoreTest, TruncateCutsAndZeroExtends) {
   auto data = Bytes(70000, 8);
   ASSERT_TRUE(Put({5, 0}, 0, data).ok());
