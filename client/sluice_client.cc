@@ -543,19 +543,14 @@ std::vector<Client::TakenExtent> Client::TakeBuffer(InodeState* st, std::unique_
   return out;
 }
 
-void Client::WriteBufferNow(const InodeAttr& attr, InodeState* st, std::unique_lock<std::mutex>& l) {
+void Client::WriteBufferNow(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
+                            std::unique_lock<std::mutex>& l) {
   if (st->wb.empty()) return;
-  std::vector<TakenExtent> taken = TakeBuffer(st, l);
+  std::vector<TakenExtent> taken = TakeBuffer(st.get(), l);
+  for (const TakenExtent& t : taken) st->inflight += t.bytes->size();
   l.unlock();
-  Status ws;
-  for (const TakenExtent& t : taken) {
-    Status s = WriteChunks(attr, t.bytes->data(), t.bytes->size(), t.off);
-    if (ws.ok()) ws = s;
-  }
+  SubmitExtents(attr, st, std::move(taken));
   l.lock();
-  for (const TakenExtent& t : taken) st->inflight_ranges.erase(t.range);
-  st->cv.notify_all();
-  if (!ws.ok() && st->error.ok()) st->error = ws;
 }
 
 Status Client::FlushInode(uint64_t ino) {
@@ -567,7 +562,7 @@ Status Client::FlushInode(uint64_t ino) {
   }
   if (!st) return Status::Ok();
   std::unique_lock<std::mutex> l(st->mu);
-  WriteBufferNow(st->attr, st.get(), l);
+  WriteBufferNow(st->attr, st, l);
   st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
   if (!st->error.ok()) {
     Status e = st->error;
@@ -601,7 +596,7 @@ Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
   std::shared_ptr<InodeState> st = StateOf(cur);
   std::unique_lock<std::mutex> l(st->mu);
   // Everything written before the truncate lands before it.
-  WriteBufferNow(cur, st.get(), l);
+  WriteBufferNow(cur, st, l);
   st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
   uint64_t old_size = std::max(st->size, cur.size());
   uint64_t new_size = req.size();
@@ -960,39 +955,75 @@ Status Client::WriteChunks(const InodeAttr& attr, const char* buf, size_t n, uin
   return first;
 }
 
-void Client::SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
-                          std::shared_ptr<std::vector<char>> buf, uint64_t offset,
-                          std::multimap<uint64_t, uint64_t>::iterator range) {
-  uint64_t cs = ChunkSizeOf(attr);
-  size_t n = buf->size();
-  // The buffer's range leaves st->inflight_ranges with its last piece.
-  auto pieces = std::make_shared<size_t>((offset + n + cs - 1) / cs - offset / cs);
-  for (uint64_t pos = offset; pos < offset + n;) {
-    uint64_t idx = pos / cs, in = pos % cs;
-    uint64_t len = std::min<uint64_t>(cs - in, offset + n - pos);
+void Client::SubmitExtents(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
+                           std::vector<TakenExtent> extents) {
+  const uint64_t cs = ChunkSizeOf(attr);
+  // What falls in each chunk: (extent, file offset, bytes), ascending.
+  struct Piece {
+    size_t extent;
+    uint64_t pos;
+    uint32_t len;
+  };
+  std::map<uint64_t, std::vector<Piece>> by_chunk;
+  // The extents (their bytes stay alive until every write is done) and how
+  // many chunk writes each still waits for.
+  struct Sent {
+    TakenExtent taken;
+    size_t left = 0;
+  };
+  auto sent = std::make_shared<std::vector<Sent>>(extents.size());
+  for (size_t i = 0; i < extents.size(); i++) {
+    const uint64_t off = extents[i].off, end = off + extents[i].bytes->size();
+    for (uint64_t pos = off; pos < end;) {
+      uint64_t len = std::min<uint64_t>(cs - pos % cs, end - pos);
+      by_chunk[pos / cs].push_back(Piece{i, pos, static_cast<uint32_t>(len)});
+      (*sent)[i].left++;
+      pos += len;
+    }
+    (*sent)[i].taken = std::move(extents[i]);
+  }
+  for (auto& [idx, pieces] : by_chunk) {
     ChunkWrite w;
     w.chain_id = ChainOf(attr, idx);
     w.inode = attr.ino();
     w.index = idx;
-    w.offset = static_cast<uint32_t>(in);
-    w.data = buf->data() + (pos - offset);
-    w.length = static_cast<uint32_t>(len);
     w.chunk_size = static_cast<uint32_t>(cs);
-    pool_->Submit([this, w, st, buf, range, pieces] {
+    std::shared_ptr<std::vector<char>> joined;  // a multi-range write's bytes, in order
+    auto bytes_of = [&](const Piece& p) {
+      const TakenExtent& t = (*sent)[p.extent].taken;
+      return t.bytes->data() + (p.pos - t.off);
+    };
+    if (pieces.size() == 1) {
+      w.offset = static_cast<uint32_t>(pieces[0].pos % cs);
+      w.data = bytes_of(pieces[0]);
+      w.length = pieces[0].len;
+    } else {
+      joined = std::make_shared<std::vector<char>>();
+      for (const Piece& p : pieces) {
+        w.extents.push_back(ChunkExtent{static_cast<uint32_t>(p.pos % cs), p.len});
+        joined->insert(joined->end(), bytes_of(p), bytes_of(p) + p.len);
+      }
+      w.data = joined->data();
+      w.length = static_cast<uint32_t>(joined->size());
+    }
+    std::vector<size_t> owners;
+    for (const Piece& p : pieces) owners.push_back(p.extent);
+    pool_->Submit([this, w = std::move(w), st, sent, joined, owners = std::move(owners)] {
       auto r = data_->Write(w);
       if (r.ok()) {
         stats_.bytes_written += w.length;
         stats_.chunk_writes++;
       }
       std::lock_guard<std::mutex> g(st->mu);
-      if (--*pieces == 0) st->inflight_ranges.erase(range);
+      for (size_t e : owners) {
+        if (--(*sent)[e].left == 0) st->inflight_ranges.erase((*sent)[e].taken.range);
+      }
       st->inflight -= w.length;
       if (!r.ok() && st->error.ok()) {
         st->error = r.status().Prefix("write of " + meta::InoString(w.inode) + " chunk " + std::to_string(w.index));
       }
       st->cv.notify_all();
     });
-    pos += len;
   }
 }
 
@@ -1106,15 +1137,17 @@ uint64_t File::Size() const {
 Status File::FlushBuffer(bool wait) {
   std::unique_lock<std::mutex> l(st_->mu);
   if (!st_->wb.empty()) {
+    // The buffer goes out as a whole (write_behind_bytes plus one write):
+    // ranges that share a chunk become one multi-range chunk write.
     const size_t cap = client_->options_.write_inflight_bytes;
-    for (Client::TakenExtent& t : client_->TakeBuffer(st_.get(), l)) {
-      size_t n = t.bytes->size();
-      st_->cv.wait(l, [&] { return st_->inflight == 0 || st_->inflight + n <= cap; });
-      st_->inflight += n;
-      l.unlock();
-      client_->SubmitBuffer(attr_, st_, std::move(t.bytes), t.off, t.range);
-      l.lock();
-    }
+    std::vector<Client::TakenExtent> taken = client_->TakeBuffer(st_.get(), l);
+    size_t n = 0;
+    for (const Client::TakenExtent& t : taken) n += t.bytes->size();
+    st_->cv.wait(l, [&] { return st_->inflight == 0 || st_->inflight + n <= cap; });
+    st_->inflight += n;
+    l.unlock();
+    client_->SubmitExtents(attr_, st_, std::move(taken));
+    l.lock();
   }
   if (wait) st_->cv.wait(l, [&] { return st_->inflight_ranges.empty(); });
   if (!st_->error.ok()) {

@@ -315,14 +315,18 @@ class Client {
   // Empties the buffer once no older in-flight write overlaps it; `l` holds
   // st->mu (released while waiting).
   std::vector<TakenExtent> TakeBuffer(InodeState* st, std::unique_lock<std::mutex>& l);
-  // Writes the inode's write-behind buffer (if any) now, after the in-flight
-  // writes it overlaps; `l` holds st->mu (released while writing).
-  void WriteBufferNow(const InodeAttr& attr, InodeState* st, std::unique_lock<std::mutex>& l);
-  // Sends a write-behind buffer as chunk writes in parallel; `range` (in the
-  // inode's in-flight ranges) is removed when the last of them completes.
-  void SubmitBuffer(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
-                    std::shared_ptr<std::vector<char>> buf, uint64_t offset,
-                    std::multimap<uint64_t, uint64_t>::iterator range);
+  // Sends the inode's write-behind buffer (if any) now, after the in-flight
+  // writes it overlaps; `l` holds st->mu (released while sending). Wait for
+  // st->inflight_ranges to empty to know it landed.
+  void WriteBufferNow(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
+                      std::unique_lock<std::mutex>& l);
+  // Sends taken extents (ascending, disjoint) as chunk writes in parallel,
+  // the ranges that fall in one chunk together as one multi-range write. An
+  // extent's range leaves st->inflight_ranges when its last chunk write
+  // completes; each completion takes its bytes off st->inflight (the caller
+  // added them) and records a failure in st->error.
+  void SubmitExtents(const InodeAttr& attr, const std::shared_ptr<InodeState>& st,
+                     std::vector<TakenExtent> extents);
   // Cuts the data of a file from old_size to new_size (chunks past the end removed).
   Status TruncateData(const InodeAttr& attr, uint64_t old_size, uint64_t new_size);
   Result<InodeAttr> Resolve(std::string_view path);

@@ -207,12 +207,28 @@ Result<ChunkVersion> DataClient::Write(const ChunkWrite& w) {
   datasvc::WriteRequest* wr = req.mutable_write();
   wr->mutable_chunk()->set_inode(w.inode);
   wr->mutable_chunk()->set_index(w.index);
-  wr->set_offset(w.offset);
   wr->set_length(w.length);
-  wr->set_crc32c(Crc32c(w.data, w.length));
   wr->set_chunk_size(w.chunk_size);
-  std::string what = "write " + Name(w.inode, w.index) + " [" + std::to_string(w.offset) + ", +" +
-                     std::to_string(w.length) + ") of chain " + std::to_string(w.chain_id);
+  std::string what;
+  if (w.extents.empty()) {
+    wr->set_offset(w.offset);
+    wr->set_crc32c(Crc32c(w.data, w.length));
+    what = "write " + Name(w.inode, w.index) + " [" + std::to_string(w.offset) + ", +" + std::to_string(w.length) +
+           ") of chain " + std::to_string(w.chain_id);
+  } else {
+    const char* p = static_cast<const char*>(w.data);
+    for (const ChunkExtent& e : w.extents) {
+      datasvc::WriteExtent* x = wr->add_extents();
+      x->set_offset(e.offset);
+      x->set_length(e.length);
+      x->set_crc32c(Crc32c(p, e.length));
+      p += e.length;
+    }
+    what = "write " + Name(w.inode, w.index) + " " + std::to_string(w.extents.size()) + " ranges [" +
+           std::to_string(w.extents.front().offset) + ", " +
+           std::to_string(uint64_t{w.extents.back().offset} + w.extents.back().length) + ") of chain " +
+           std::to_string(w.chain_id);
+  }
   req.set_chain_id(w.chain_id);
   return Update(w.chain_id, std::string(kChainSvc) + "Write", req,
                 [&req](uint32_t head) { req.mutable_write()->set_target_id(head); }, w.data, w.length, what);

@@ -46,6 +46,12 @@ struct DataClientOptions {
   size_t max_batch_ranges = 1024;
 };
 
+// One range of a multi-range chunk write.
+struct ChunkExtent {
+  uint32_t offset = 0;  // within the chunk
+  uint32_t length = 0;
+};
+
 // A write of `length` bytes at `offset` of chunk (inode, index) of a chain.
 struct ChunkWrite {
   uint32_t chain_id = 0;
@@ -55,6 +61,11 @@ struct ChunkWrite {
   const void* data = nullptr;  // must stay valid during the call
   uint32_t length = 0;
   uint32_t chunk_size = 1u << 20;  // the file layout's chunk size
+  // When not empty: the ranges written (ascending, not overlapping), their
+  // bytes one after another in `data` (`length` in all); `offset` is then
+  // unused. The servers apply them as one update (one copy-on-write of the
+  // chunk per replica instead of one per range).
+  std::vector<ChunkExtent> extents;
 };
 
 // The chunk after an acknowledged update (committed on every SERVING replica).

@@ -80,8 +80,19 @@ struct DataServer::Update {
   uint32_t crc = 0;
   uint32_t chunk_size = kMaxChunkSize;
   std::string_view data;
+  std::vector<WriteExtent> extents;  // a multi-range write: data holds their bytes in order
   uint64_t version = 0;  // 0 at the head until stored
 };
+
+namespace {
+
+template <typename Req>
+void ExtentsFromWire(const Req& req, std::vector<WriteExtent>* out) {
+  out->reserve(req.extents_size());
+  for (const datasvc::WriteExtent& e : req.extents()) out->push_back({e.offset(), e.length(), e.crc32c()});
+}
+
+}  // namespace
 
 // ------------------------------------------------------------------ open --
 
@@ -320,6 +331,7 @@ Result<UpdateResult> DataServer::StoreLocally(ChunkStore* store, Update& u, bool
       w.crc = u.crc;
       w.chunk_size = u.chunk_size;
       w.update = uo;
+      w.extents = u.extents;
       r = store->Write(w);
     } else if (u.kind == datasvc::ForwardUpdateRequest::TRUNCATE) {
       r = store->Truncate(u.chunk, u.length, uo, u.chunk_size);
@@ -359,6 +371,12 @@ Status DataServer::Forward(const mgmt::ClusterMap& map, uint32_t chain_id, uint3
   req.set_chunk_size(u.chunk_size);
   req.set_version(u.version);
   req.set_is_tail(is_tail);
+  for (const WriteExtent& e : u.extents) {
+    datasvc::WriteExtent* x = req.add_extents();
+    x->set_offset(e.offset);
+    x->set_length(e.length);
+    x->set_crc32c(e.crc);
+  }
   datasvc::ForwardUpdateResponse resp;
   rpc::CallOptions co;
   co.timeout_ms = options_.forward_timeout_ms;
@@ -577,6 +595,7 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
   u.chunk_size = req.chunk_size() ? req.chunk_size() : kMaxChunkSize;
   u.version = req.version();
   u.data = ctx.request_payload().empty() ? std::string_view(req.inline_data()) : ctx.request_payload();
+  ExtentsFromWire(req, &u.extents);
   if (u.kind == datasvc::ForwardUpdateRequest::WRITE && u.data.size() != u.length) {
     return Status(Code::kProtocol, "forwarded write of " + Name(u.chunk) + " carries " +
                                        std::to_string(u.data.size()) + " bytes, header says " +
@@ -667,6 +686,7 @@ void DataServer::RegisterHandlers(rpc::RpcServer* server) {
     u.crc = req.crc32c();
     u.chunk_size = req.chunk_size() ? req.chunk_size() : kMaxChunkSize;
     u.data = ctx.request_payload().empty() ? std::string_view(req.inline_data()) : ctx.request_payload();
+    ExtentsFromWire(req, &u.extents);
     if (u.data.size() != u.length) {
       return Status(Code::kProtocol, "write of " + Name(u.chunk) + " to " + T(u.target) + " carries " +
                                          std::to_string(u.data.size()) + " bytes, header says " +

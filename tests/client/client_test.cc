@@ -405,6 +405,50 @@ TEST_F(ClientTest, InterleavedBlocksFromManyThreadsOfOneClient) {
   }
 }
 
+// One writer's strided blocks (IOR-hard with two ranks, seen from one of
+// them) wait in write-behind as separate extents; those that share a chunk go
+// out as one multi-range chunk write, not one write per block.
+TEST_F(ClientTest, StridedBlocksOfOneChunkGoOutAsOneWrite) {
+  constexpr size_t kBlock = 47008;
+  constexpr int kBlocks = 40;  // every other block of 80: about 3.6 MiB, 4 chunks
+  auto block = [](int i) {
+    std::string b(kBlock, static_cast<char>('a' + i % 26));
+    std::memcpy(b.data(), &i, sizeof i);
+    return b;
+  };
+  uint64_t before = c_->stats().chunk_writes.load();
+  {
+    auto f = c_->Open("/strided", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    ASSERT_TRUE(f.ok());
+    for (int i = 0; i < kBlocks; i++) {
+      std::string b = block(i);
+      ASSERT_TRUE((*f)->Pwrite(b.data(), b.size(), uint64_t{2} * i * kBlock).ok());
+    }
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  const uint64_t end = (uint64_t{2} * (kBlocks - 1) + 1) * kBlock;
+  const uint64_t chunks = (end + (1u << 20) - 1) >> 20;
+  uint64_t writes = c_->stats().chunk_writes.load() - before;
+  EXPECT_LE(writes, chunks + 2) << "40 blocks in " << chunks << " chunks took " << writes << " chunk writes";
+  auto other = Second();
+  ASSERT_TRUE(other);
+  auto g = other->Open("/strided", O_RDONLY);
+  ASSERT_TRUE(g.ok());
+  ASSERT_EQ((*g)->Size(), end);
+  std::string back(2 * kBlock, '\x55');
+  const std::string zeros(kBlock, '\0');
+  for (int i = 0; i < kBlocks; i++) {
+    size_t want = i + 1 < kBlocks ? 2 * kBlock : kBlock;
+    auto r = (*g)->Pread(back.data(), want, uint64_t{2} * i * kBlock);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(*r, want);
+    ASSERT_TRUE(back.compare(0, kBlock, block(i)) == 0) << "block " << i;
+    if (want > kBlock) {
+      ASSERT_TRUE(back.compare(kBlock, kBlock, zeros) == 0) << "the hole after block " << i;
+    }
+  }
+}
+
 TEST_F(ClientTest, TruncateDownAndUpDropsOldBytes) {
   auto data = Random(3 << 20, 2);
   auto f = c_->Open("/trunc", O_CREAT | O_RDWR | O_TRUNC, 0644);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -18,6 +19,7 @@
 #include <tuple>
 
 #include "common/crc32c.h"
+#include "proto/data_chain.pb.h"
 #include "server/data/chunk_store.h"
 #include "tests/server/data/data_cluster.h"
 
@@ -52,23 +54,32 @@ class Stream {
   uint32_t ChainOf(uint64_t index) const { return chains_[index % chains_.size()]; }
 
   // One step: a new whole chunk, or (every third step) a partial overwrite of
-  // an acknowledged one. Only acknowledged writes change the expectation.
+  // an acknowledged one, half of those as one write of 2-4 ranges. Only
+  // acknowledged writes change the expectation.
   Status Step() {
     uint64_t index;
-    uint32_t off = 0;
+    std::vector<ChunkExtent> extents;
     std::string data;
-    bool partial = false;
     {
       std::lock_guard<std::mutex> l(mu_);
-      partial = !expected_.empty() && rng_() % 3 == 0;
+      bool partial = !expected_.empty() && rng_() % 3 == 0;
       if (partial) {
         auto it = expected_.begin();
         std::advance(it, rng_() % expected_.size());
         index = it->first;
-        off = static_cast<uint32_t>(rng_() % (kChunk / 4096)) * 4096;
-        data = Bytes(rng_(), std::min<uint32_t>(kChunk - off, 12288));
+        int ranges = rng_() % 2 ? 1 : 2 + rng_() % 3;
+        uint32_t pos = 0;
+        for (int k = 0; k < ranges; k++) {
+          uint32_t off = pos + static_cast<uint32_t>(rng_() % 3000);
+          uint32_t len = 1 + static_cast<uint32_t>(rng_() % 12288);
+          if (off + len > kChunk) break;
+          extents.push_back({off, len});
+          data += Bytes(rng_(), len);
+          pos = off + len + static_cast<uint32_t>(rng_() % (kChunk / 4));
+        }
       } else {
         index = next_++;
+        extents.push_back({0, kChunk});
         data = Bytes(rng_(), kChunk);
       }
     }
@@ -76,7 +87,11 @@ class Stream {
     w.chain_id = ChainOf(index);
     w.inode = kInode;
     w.index = index;
-    w.offset = off;
+    if (extents.size() == 1) {
+      w.offset = extents[0].offset;
+    } else {
+      w.extents = extents;
+    }
     w.data = data.data();
     w.length = static_cast<uint32_t>(data.size());
     w.chunk_size = 1u << 20;
@@ -84,8 +99,12 @@ class Stream {
     if (!r.ok()) return r.status();
     std::lock_guard<std::mutex> l(mu_);
     std::string& e = expected_[index];
-    if (e.size() < off + data.size()) e.resize(off + data.size());
-    std::memcpy(&e[off], data.data(), data.size());
+    size_t used = 0;
+    for (const ChunkExtent& x : extents) {
+      if (e.size() < x.offset + x.length) e.resize(x.offset + x.length);
+      std::memcpy(&e[x.offset], data.data() + used, x.length);
+      used += x.length;
+    }
     acked_++;
     return Status::Ok();
   }
@@ -323,6 +342,119 @@ TEST(DataChain, CorruptByteOnDiskIsFoundByReadAndScrub) {
   ASSERT_TRUE(clean.ok());
   EXPECT_EQ(clean->bad_size(), 0);
   EXPECT_GE(clean->chunks_checked(), 1u);
+}
+
+// A write of several ranges of a chunk goes down a chain of 3 as one
+// version: every replica holds the same bytes, version and CRC. A request
+// whose extents do not describe its payload, or one extent of which fails its
+// CRC, changes nothing on any replica and says which chunk.
+TEST(DataChain, MultiRangeWriteIsOneVersionOnEveryReplica) {
+  DataCluster cluster(3, 3);
+  cluster.Start();
+  if (HasFatalFailure()) return;
+  DataClient* c = cluster.client();
+  const uint32_t chain = cluster.ChainIds()[0];
+  std::string model = Bytes(1, 200000);
+  ChunkWrite w;
+  w.chain_id = chain;
+  w.inode = 11;
+  w.index = 0;
+  w.data = model.data();
+  w.length = static_cast<uint32_t>(model.size());
+  ASSERT_TRUE(c->Write(w).ok());
+  // IOR-hard's pattern: 47008-byte blocks every other block, past the end too.
+  std::string bytes;
+  std::vector<ChunkExtent> extents;
+  for (uint32_t k = 0; k < 10; k += 2) {
+    uint32_t off = k * 47008 + 3;
+    std::string piece = Bytes(100 + k, 47008);
+    extents.push_back({off, 47008});
+    bytes += piece;
+    if (model.size() < off + piece.size()) model.resize(off + piece.size(), '\0');
+    model.replace(off, piece.size(), piece);
+  }
+  ChunkWrite mw = w;
+  mw.extents = extents;
+  mw.data = bytes.data();
+  mw.length = static_cast<uint32_t>(bytes.size());
+  auto v = c->Write(mw);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->version, 2u) << "one version for the five ranges";
+  EXPECT_EQ(v->length, model.size());
+  EXPECT_EQ(v->crc, Crc32c(model.data(), model.size()));
+  auto read_from = [&](uint32_t target, uint64_t version) {
+    std::string buf(model.size(), '\xee');
+    ReadOp op;
+    op.chain_id = chain;
+    op.inode = 11;
+    op.index = 0;
+    op.length = static_cast<uint32_t>(buf.size());
+    op.dest = buf.data();
+    op.target_id = target;
+    EXPECT_TRUE(c->BatchRead(std::span<ReadOp>(&op, 1)).ok());
+    EXPECT_TRUE(op.status.ok()) << "target " << target << ": " << op.status.ToString();
+    EXPECT_EQ(op.version, version) << "target " << target;
+    return buf;
+  };
+  for (int s = 1; s <= 3; s++) EXPECT_EQ(read_from(DataCluster::TargetOf(s), 2), model) << "target " << s;
+
+  // Hostile requests straight to the head.
+  auto map = c->RefreshMap();
+  ASSERT_TRUE(map.ok());
+  const mgmt::ChainInfo* info = nullptr;
+  for (auto& ch : map->chains()) {
+    if (ch.id() == chain) info = &ch;
+  }
+  ASSERT_NE(info, nullptr);
+  const uint32_t head = info->members(0);
+  const mgmt::ServerInfo* hs = nullptr;
+  for (auto& sv : map->servers()) {
+    if (sv.kind() == mgmt::DATA && sv.id() == head / 100) hs = &sv;
+  }
+  ASSERT_NE(hs, nullptr);
+  auto peer = c->rpc()->Resolve(hs->host(), static_cast<uint16_t>(hs->port()));
+  ASSERT_TRUE(peer.ok());
+  auto send = [&](const std::vector<std::array<uint32_t, 3>>& ext, const std::string& payload) {
+    datasvc::ChainWriteRequest req;
+    req.set_chain_id(chain);
+    datasvc::WriteRequest* r = req.mutable_write();
+    r->set_target_id(head);
+    r->mutable_chunk()->set_inode(11);
+    r->set_length(static_cast<uint32_t>(payload.size()));
+    r->set_chunk_size(1u << 20);
+    r->set_inline_data(payload);
+    for (auto& e : ext) {
+      auto* x = r->add_extents();
+      x->set_offset(e[0]);
+      x->set_length(e[1]);
+      x->set_crc32c(e[2]);
+    }
+    datasvc::UpdateResponse resp;
+    rpc::CallOptions co;
+    co.map_version = map->version();
+    return c->rpc()->Call(*peer, "sluice.datasvc.ChainService/Write", req, &resp, co).status;
+  };
+  std::string p = Bytes(7, 2000);
+  uint32_t c1 = Crc32c(p.data(), 1000), c2 = Crc32c(p.data() + 1000, 1000);
+  Status short_payload = send({{0, 1000, c1}, {5000, 1000, c2}}, p.substr(0, 1500));
+  EXPECT_EQ(short_payload.code(), Code::kInvalid) << short_payload.ToString();
+  EXPECT_NE(short_payload.message().find("chunk 11:0"), std::string::npos) << short_payload.message();
+  Status overlap = send({{0, 1000, c1}, {500, 1000, c2}}, p);
+  EXPECT_EQ(overlap.code(), Code::kInvalid) << overlap.ToString();
+  Status bad_crc = send({{0, 1000, c1}, {5000, 1000, c2 ^ 4}}, p);
+  EXPECT_EQ(bad_crc.code(), Code::kCorrupt) << bad_crc.ToString();
+  EXPECT_NE(bad_crc.message().find("extent 2 of 2"), std::string::npos) << bad_crc.message();
+  ASSERT_TRUE(send({{0, 1000, c1}, {5000, 1000, c2}}, p).ok()) << "the same request with its own CRCs";
+  model.replace(0, 1000, p.substr(0, 1000));
+  model.replace(5000, 1000, p.substr(1000));
+  for (int s = 1; s <= 3; s++) {
+    auto metas = c->QueryChunks(DataCluster::TargetOf(s), 11);
+    ASSERT_TRUE(metas.ok()) << metas.status().ToString();
+    ASSERT_EQ(metas->size(), 1u);
+    EXPECT_EQ((*metas)[0].version(), 3u) << "target " << s << ": the refused requests stored nothing";
+    EXPECT_EQ((*metas)[0].crc32c(), Crc32c(model.data(), model.size())) << "target " << s;
+    EXPECT_EQ(read_from(DataCluster::TargetOf(s), 3), model) << "target " << s;
+  }
 }
 
 TEST(DataChain, StaleMapVersionIsRefused) {
