@@ -598,6 +598,11 @@ Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
   // Everything written before the truncate lands before it.
   WriteBufferNow(cur, st, l);
   st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
+  if (!st->error.ok()) {  // a write before the truncate failed: say so, change nothing
+    Status e = st->error;
+    st->error = Status::Ok();
+    return e;
+  }
   uint64_t old_size = std::max(st->size, cur.size());
   uint64_t new_size = req.size();
   if (new_size < old_size) SLUICE_RETURN_IF_ERROR(TruncateData(cur, old_size, new_size));
@@ -999,6 +1004,9 @@ void Client::SubmitExtents(const InodeAttr& attr, const std::shared_ptr<InodeSta
       w.length = pieces[0].len;
     } else {
       joined = std::make_shared<std::vector<char>>();
+      size_t total = 0;
+      for (const Piece& p : pieces) total += p.len;
+      joined->reserve(total);
       for (const Piece& p : pieces) {
         w.extents.push_back(ChunkExtent{static_cast<uint32_t>(p.pos % cs), p.len});
         joined->insert(joined->end(), bytes_of(p), bytes_of(p) + p.len);

@@ -216,6 +216,17 @@ Result<ChunkVersion> DataClient::Write(const ChunkWrite& w) {
     what = "write " + Name(w.inode, w.index) + " [" + std::to_string(w.offset) + ", +" + std::to_string(w.length) +
            ") of chain " + std::to_string(w.chain_id);
   } else {
+    uint64_t sum = 0;
+    bool empty = false;
+    for (const ChunkExtent& e : w.extents) {
+      sum += e.length;
+      empty |= e.length == 0;
+    }
+    if (empty || sum != w.length) {
+      return Status(Code::kInvalid, "write " + Name(w.inode, w.index) + ": " + std::to_string(w.extents.size()) +
+                                        " extents (empty, or not adding up to " + std::to_string(w.length) +
+                                        " bytes)");
+    }
     const char* p = static_cast<const char*>(w.data);
     for (const ChunkExtent& e : w.extents) {
       datasvc::WriteExtent* x = wr->add_extents();

@@ -855,18 +855,20 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     if (u.pieces.empty()) return Status(Code::kInvalid, Where(u.chunk) + ": empty write");
     for (size_t k = 0; k < u.pieces.size(); k++) {
       const Update::Piece& p = u.pieces[k];
-      std::string which = u.pieces.size() > 1 ? " (extent " + std::to_string(k + 1) + " of " +
-                                                    std::to_string(u.pieces.size()) + ")"
-                                              : "";
-      if (p.data.empty()) return Status(Code::kInvalid, Where(u.chunk) + ": empty write" + which);
+      auto which = [&] {
+        return u.pieces.size() > 1
+                   ? " (extent " + std::to_string(k + 1) + " of " + std::to_string(u.pieces.size()) + ")"
+                   : std::string();
+      };
+      if (p.data.empty()) return Status(Code::kInvalid, Where(u.chunk) + ": empty write" + which());
       if (p.end() > u.chunk_size) {
         return Status(Code::kInvalid, Where(u.chunk) + ": write [" + std::to_string(p.offset) + ", +" +
                                           std::to_string(p.data.size()) + ") beyond chunk size " +
-                                          std::to_string(u.chunk_size) + which);
+                                          std::to_string(u.chunk_size) + which());
       }
       if (k > 0 && p.offset < u.pieces[k - 1].end()) {
         return Status(Code::kInvalid, Where(u.chunk) + ": write extents overlap or are not in order at offset " +
-                                          std::to_string(p.offset) + which);
+                                          std::to_string(p.offset) + which());
       }
     }
     return Status::Ok();
@@ -1034,6 +1036,7 @@ void ChunkStore::ApplyDistinct(std::span<Update> ups, std::vector<Result<UpdateR
     bool ok = true;
     uint64_t cow = 0;
     for (int k : x.read_ops) {
+      if (!ok) break;  // the first failure is the one reported
       const IoOp& op = ops[k];
       if (op.result < 0) {
         fail(i, IoError(op.result, Where(u.chunk) + ": read v" + std::to_string(x.base->version) +

@@ -204,6 +204,24 @@ TEST_F(ChunkStoreTest, MultiExtentWriteIsOneVersion) {
     EXPECT_EQ(r->meta.crc, Crc32c(model.data(), model.size())) << "round " << round;
     ASSERT_EQ(GetBytes(c), model) << "round " << round;
   }
+  // A multi-range write may create its chunk: the gaps read as zeros.
+  {
+    ChunkId fresh{43, 0};
+    auto a = Bytes(100, 18), b = Bytes(5000, 19);
+    WriteRequest w;
+    w.chunk = fresh;
+    w.extents = {{10, 100, Crc32c(a.data(), a.size())}, {9000, 5000, Crc32c(b.data(), b.size())}};
+    std::vector<uint8_t> bytes = a;
+    bytes.insert(bytes.end(), b.begin(), b.end());
+    w.data = bytes;
+    auto r = store_->Write(w);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->meta.version, 1u);
+    std::vector<uint8_t> want(14000, 0);
+    std::copy(a.begin(), a.end(), want.begin() + 10);
+    std::copy(b.begin(), b.end(), want.begin() + 9000);
+    EXPECT_EQ(GetBytes(fresh), want);
+  }
   // Only base blocks no extent covers entirely are read for the merge.
   ChunkId d{41, 0};
   std::vector<uint8_t> base = Bytes(16 * 4096, 13);
@@ -254,6 +272,7 @@ TEST_F(ChunkStoreTest, MalformedMultiExtentWritesStoreNothing) {
       {"beyond chunk", {{0, 1000, crc}, {(1u << 20) - 10, 1000, crc}}, 2000, Code::kInvalid, "beyond chunk size"},
       {"bad crc", {{0, 1000, crc}, {4096, 1000, crc ^ 1}, {9000, 1000, crc}}, 3000, Code::kCorrupt,
        "(extent 2 of 3)"},
+      {"offset near 2^32", {{0, 1000, crc}, {0xFFFFFF00u, 1000, crc}}, 2000, Code::kInvalid, "beyond chunk size"},
   };
   for (const Case& k : cases) {
     Status st = attempt(k.extents, k.bytes);
