@@ -29,7 +29,8 @@ int Fail(const std::string& msg) {
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: sluice-data --config FILE --id N [--sync-writes 0|1] [--arena-mib M] [--workers W]\n");
+               "usage: sluice-data --config FILE --id N [--sync-writes 0|1] [--arena-mib M] [--workers W]\n"
+               "                  [--forward-timeout-ms MS] [--test-late-forward INODE:MS]\n");
 }
 
 }  // namespace
@@ -40,6 +41,9 @@ int main(int argc, char** argv) {
   bool sync_writes = true;
   long arena_mib = 64;
   long workers = 16;
+  long forward_timeout_ms = 5000;
+  uint64_t late_inode = 0;
+  long late_ms = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -54,6 +58,14 @@ int main(int argc, char** argv) {
       arena_mib = std::strtol(v, nullptr, 10);
     } else if (a == "--workers" && (v = next())) {
       workers = std::strtol(v, nullptr, 10);
+    } else if (a == "--forward-timeout-ms" && (v = next())) {
+      forward_timeout_ms = std::strtol(v, nullptr, 10);
+    } else if (a == "--test-late-forward" && (v = next())) {
+      // INODE:MS, a fault-test hook (DataServerOptions::test_late_forward_*)
+      char* end = nullptr;
+      late_inode = std::strtoull(v, &end, 10);
+      if (!end || *end != ':') return Fail("--test-late-forward wants INODE:MS");
+      late_ms = std::strtol(end + 1, nullptr, 10);
     } else {
       Usage();
       return 2;
@@ -64,6 +76,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (arena_mib < 4 || workers < 2) return Fail("--arena-mib must be >= 4 and --workers >= 2");
+  if (forward_timeout_ms < 100) return Fail("--forward-timeout-ms must be >= 100");
   SetLogComponent("data-" + std::to_string(id));
   // Block termination signals before any thread starts; main waits for them.
   sigset_t set;
@@ -93,6 +106,9 @@ int main(int argc, char** argv) {
   dso.server_id = static_cast<uint32_t>(id);
   dso.store.sync_writes = sync_writes;
   dso.store.buffer_arena_bytes = static_cast<size_t>(arena_mib) << 20;
+  dso.forward_timeout_ms = static_cast<uint32_t>(forward_timeout_ms);
+  dso.test_late_forward_inode = late_inode;
+  dso.test_late_forward_ms = static_cast<uint32_t>(late_ms);
   dso.report_synced = [&agent_ptr](uint32_t target) -> Status {
     MgmtAgent* a = agent_ptr.load();
     if (!a) return Status(Code::kUnavailable, "not registered with mgmtd yet");

@@ -427,6 +427,16 @@ Result<ChunkMeta> DataServer::ApplyInChain(const mgmt::ClusterMap& map, const mg
       }
       return st;
     }
+    // The successor already had version v and it differs from ours: an
+    // earlier update of v reached it, but its answer never came back here
+    // (the forward timed out), so this replica dropped it and has now given
+    // the number v to another update. Committing would split the chain; the
+    // successor's copy wins (the lost update's outcome was unknown to its
+    // writer, so either is right) and this update retries on top of it.
+    if (!duplicate && down.version == u.version &&
+        (down.crc != meta.pending_crc || down.length != meta.pending_length)) {
+      return AdoptSuccessorVersion(map, chain.id(), my_target, serving[idx + 1], u, down);
+    }
     auto c = store->Commit(u.chunk, u.version);
     if (!c.ok()) return c.status().Prefix(T(my_target) + " commit " + Name(u.chunk) + " v" + std::to_string(u.version));
     meta = *c;
@@ -448,6 +458,27 @@ Result<ChunkMeta> DataServer::ApplyInChain(const mgmt::ClusterMap& map, const mg
     }
   }
   return meta;
+}
+
+Status DataServer::AdoptSuccessorVersion(const mgmt::ClusterMap& map, uint32_t chain_id, uint32_t my_target,
+                                         uint32_t next, const Update& u, const ChunkMeta& down) {
+  const std::string what = T(my_target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) + " of chain " +
+                           std::to_string(chain_id);
+  Status d = Store(my_target)->DropPending(u.chunk, u.version);
+  if (!d.ok()) return d.Prefix(what + ": drop the pending version");
+  auto peer = PeerOfTarget(map, next);
+  if (!peer.ok()) return peer.status().Prefix(what);
+  datasvc::ChunkMeta m;
+  ToWire(u.chunk, m.mutable_chunk());
+  m.set_version(down.version);
+  m.set_length(down.length);
+  const datasvc::ChunkMeta* one = &m;
+  auto n = CopyChunks(my_target, *peer, next, std::span<const datasvc::ChunkMeta* const>(&one, 1), "adopt");
+  if (!n.ok()) return n.status().Prefix(what);
+  LOG_WARN(what + ": " + T(next) + " already held this version from an update whose answer was lost; adopted "
+           "its copy, the update retries on top of it");
+  return Status(Code::kBusy, what + ": " + T(next) + " held this version from an earlier update (its answer was "
+                                    "lost); adopted it, retry");
 }
 
 Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_id, Update& u) {
@@ -605,6 +636,12 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
   auto r = ApplyInChain(map, *chain, u.target, u);
   EndUpdate(map.version());
   if (!r.ok()) return r.status();
+  if (options_.test_late_forward_ms && u.chunk.inode == options_.test_late_forward_inode &&
+      !late_forward_done_.exchange(true)) {
+    LOG_WARN("test hook: answering the forward of " + Name(u.chunk) + " v" + std::to_string(u.version) + " " +
+             std::to_string(options_.test_late_forward_ms) + " ms late");
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_late_forward_ms));
+  }
   ToWire(*r, resp->mutable_meta());
   return Status::Ok();
 }
@@ -887,7 +924,6 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
   uint64_t copied = 0;
   bool have_after = false;
   datasvc::ChunkId after;
-  std::vector<char> buf;
   for (;;) {
     {
       std::lock_guard<std::mutex> l(resync_mu_);
@@ -912,60 +948,70 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
       if (local.ok() && local->version >= m.version()) continue;
       need.push_back(&m);
     }
-    // Copy them in batches of up to 32 MiB.
-    for (size_t i = 0; i < need.size();) {
-      datasvc::BatchReadRequest rreq;
-      rreq.set_target_id(peer_target);
-      uint64_t total = 0;
-      size_t j = i;
-      for (; j < need.size() && (j == i || total + need[j]->length() <= (32u << 20)); j++) {
-        auto* r = rreq.add_ranges();
-        *r->mutable_chunk() = need[j]->chunk();
-        r->set_offset(0);
-        r->set_length(std::max<uint32_t>(need[j]->length(), 1));
-        r->set_bulk_offset(total);
-        total += std::max<uint32_t>(need[j]->length(), 1);
-      }
-      buf.resize(total);
-      datasvc::BatchReadResponse rresp;
-      rpc::CallOptions co{30000};
-      co.recv_buf = buf.data();
-      co.recv_cap = buf.size();
-      auto rr = PeersRpc()->Call(peer, std::string(kSvc) + "BatchRead", rreq, &rresp, co);
-      if (!rr.status.ok()) return rr.status.Prefix("resync " + T(target_id) + ": read from " + T(peer_target));
-      if (rresp.results_size() != rreq.ranges_size()) {
-        return Status(Code::kProtocol, "resync: " + T(peer_target) + " answered " +
-                                           std::to_string(rresp.results_size()) + " of " +
-                                           std::to_string(rreq.ranges_size()) + " ranges");
-      }
-      for (int k = 0; k < rresp.results_size(); k++) {
-        const auto& res = rresp.results(k);
-        const auto& range = rreq.ranges(k);
-        ChunkId id = FromWire(range.chunk());
-        if (res.code() == static_cast<uint32_t>(Code::kNotFound)) continue;  // removed meanwhile
-        if (res.code() != 0) {
-          return Status(static_cast<Code>(res.code()), "resync " + T(target_id) + ": read " + Name(id) +
-                                                           " from " + T(peer_target) + ": " + res.message());
-        }
-        const char* p = buf.data() + range.bulk_offset();
-        if (res.length() != res.chunk_length() || Crc32c(p, res.length()) != res.crc32c()) {
-          return Status(Code::kCorrupt, "resync " + T(target_id) + ": " + Name(id) + " from " + T(peer_target) +
-                                            " arrived incomplete or with a bad CRC32C");
-        }
-        auto ins = store->Install(id, res.version(),
-                                  std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p), res.length()),
-                                  res.crc32c());
-        if (!ins.ok()) {
-          if (ins.status().code() == Code::kInvalid) continue;  // a newer version arrived by the chain
-          return ins.status().Prefix("resync " + T(target_id) + " install " + Name(id));
-        }
-        copied++;
-      }
-      i = j;
-    }
+    SLUICE_ASSIGN_OR_RETURN(uint64_t n, CopyChunks(target_id, peer, peer_target, need, "resync"));
+    copied += n;
     if (lresp.done() || lresp.metas_size() == 0) break;
     after = lresp.metas(lresp.metas_size() - 1).chunk();
     have_after = true;
+  }
+  return copied;
+}
+
+Result<uint64_t> DataServer::CopyChunks(uint32_t target_id, const rpc::Peer& peer, uint32_t peer_target,
+                                        std::span<const datasvc::ChunkMeta* const> need, const std::string& why) {
+  ChunkStore* store = Store(target_id);
+  uint64_t copied = 0;
+  std::vector<char> buf;
+  // In batches of up to 32 MiB.
+  for (size_t i = 0; i < need.size();) {
+    datasvc::BatchReadRequest rreq;
+    rreq.set_target_id(peer_target);
+    uint64_t total = 0;
+    size_t j = i;
+    for (; j < need.size() && (j == i || total + need[j]->length() <= (32u << 20)); j++) {
+      auto* r = rreq.add_ranges();
+      *r->mutable_chunk() = need[j]->chunk();
+      r->set_offset(0);
+      r->set_length(std::max<uint32_t>(need[j]->length(), 1));
+      r->set_bulk_offset(total);
+      total += std::max<uint32_t>(need[j]->length(), 1);
+    }
+    buf.resize(total);
+    datasvc::BatchReadResponse rresp;
+    rpc::CallOptions co{30000};
+    co.recv_buf = buf.data();
+    co.recv_cap = buf.size();
+    auto rr = PeersRpc()->Call(peer, std::string(kSvc) + "BatchRead", rreq, &rresp, co);
+    if (!rr.status.ok()) return rr.status.Prefix(why + " " + T(target_id) + ": read from " + T(peer_target));
+    if (rresp.results_size() != rreq.ranges_size()) {
+      return Status(Code::kProtocol, why + ": " + T(peer_target) + " answered " +
+                                         std::to_string(rresp.results_size()) + " of " +
+                                         std::to_string(rreq.ranges_size()) + " ranges");
+    }
+    for (int k = 0; k < rresp.results_size(); k++) {
+      const auto& res = rresp.results(k);
+      const auto& range = rreq.ranges(k);
+      ChunkId id = FromWire(range.chunk());
+      if (res.code() == static_cast<uint32_t>(Code::kNotFound)) continue;  // removed meanwhile
+      if (res.code() != 0) {
+        return Status(static_cast<Code>(res.code()), why + " " + T(target_id) + ": read " + Name(id) +
+                                                         " from " + T(peer_target) + ": " + res.message());
+      }
+      const char* p = buf.data() + range.bulk_offset();
+      if (res.length() != res.chunk_length() || Crc32c(p, res.length()) != res.crc32c()) {
+        return Status(Code::kCorrupt, why + " " + T(target_id) + ": " + Name(id) + " from " + T(peer_target) +
+                                          " arrived incomplete or with a bad CRC32C");
+      }
+      auto ins = store->Install(id, res.version(),
+                                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p), res.length()),
+                                res.crc32c());
+      if (!ins.ok()) {
+        if (ins.status().code() == Code::kInvalid) continue;  // a newer version arrived by the chain
+        return ins.status().Prefix(why + " " + T(target_id) + " install " + Name(id));
+      }
+      copied++;
+    }
+    i = j;
   }
   return copied;
 }

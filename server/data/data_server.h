@@ -26,6 +26,7 @@
 // carries the server's map version.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -33,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -54,6 +56,11 @@ struct DataServerOptions {
   ChunkStoreOptions store;
   // Time budget of one forward to a chain successor.
   uint32_t forward_timeout_ms = 5000;
+  // Test hook (fault tests): the first forwarded update of a chunk of this
+  // inode is applied, then answered this many ms late (0: off), so that its
+  // sender's forward times out although the update is stored here.
+  uint64_t test_late_forward_inode = 0;
+  uint32_t test_late_forward_ms = 0;
   // Called by resync once a SYNCING target caught up (MgmtAgent::ReportSynced).
   std::function<Status(uint32_t target_id)> report_synced;
 };
@@ -108,6 +115,16 @@ class DataServer {
   // Copies what `target_id` lacks from `peer_target`; returns chunks copied.
   // *peer_version: the peer's map version when the pass began listing.
   Result<uint64_t> ResyncPass(uint32_t target_id, uint32_t peer_target, uint64_t* peer_version);
+  // Copies the committed versions of `need` from a peer target into a local
+  // one (Install at the peer's version); `why` prefixes errors ("resync").
+  // Chunks removed on the peer meanwhile, or already newer here, are skipped.
+  Result<uint64_t> CopyChunks(uint32_t target_id, const rpc::Peer& peer, uint32_t peer_target,
+                              std::span<const datasvc::ChunkMeta* const> need, const std::string& why);
+  // The successor answered a forward of version v with its own, different v
+  // (see ApplyInChain): drop the local pending v, install the successor's
+  // copy, and fail kBusy so the writer retries on top of it.
+  Status AdoptSuccessorVersion(const mgmt::ClusterMap& map, uint32_t chain_id, uint32_t my_target,
+                               uint32_t next, const Update& u, const ChunkMeta& down);
 
   // Per-(chain, chunk) exclusion at the head: an exact key table, so two heads
   // forwarding to each other can never wait on each other's unrelated chunk.
@@ -156,6 +173,8 @@ class DataServer {
   bool stopping_ = false;
   std::map<uint32_t, std::thread> resync_threads_;  // by target id
   std::set<uint32_t> resync_running_;
+
+  std::atomic<bool> late_forward_done_{false};  // test hook, DataServerOptions
 };
 
 // The engine's chunk metadata as the wire carries it.

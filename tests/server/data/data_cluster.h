@@ -122,6 +122,7 @@ class DataCluster {
     }
   }
   DataClient* client() { return client_.get(); }
+  uint16_t mgmtd_port() const { return mgmtd_port_; }
 
   // Polls mgmtd (every 50 ms) until the target reaches `state`.
   bool WaitTarget(uint32_t target, mgmt::TargetState state, int timeout_ms) {
