@@ -255,7 +255,49 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   return c;
 }
 
-Client::~Client() { pool_.reset(); }
+Client::~Client() {
+  {
+    std::lock_guard<std::mutex> l(removals_mu_);
+    removals_stop_ = true;  // the removers finish the queue first
+  }
+  removals_cv_.notify_all();
+  for (std::thread& t : removers_) t.join();
+  pool_.reset();
+}
+
+void Client::RemoveDataLater(const InodeAttr& attr) {
+  constexpr size_t kMaxQueued = 4096;
+  std::unique_lock<std::mutex> l(removals_mu_);
+  if (removers_.empty()) {
+    for (int i = 0; i < 2; i++) removers_.emplace_back([this] { RemoverLoop(); });
+  }
+  removals_cv_.wait(l, [&] { return removals_.size() < kMaxQueued; });
+  removals_.push_back(attr);
+  removals_cv_.notify_all();
+}
+
+void Client::RemoverLoop() {
+  std::unique_lock<std::mutex> l(removals_mu_);
+  for (;;) {
+    removals_cv_.wait(l, [&] { return !removals_.empty() || removals_stop_; });
+    if (removals_.empty()) return;  // stopping, and nothing left
+    InodeAttr attr = std::move(removals_.front());
+    removals_.pop_front();
+    removals_running_++;
+    removals_cv_.notify_all();  // room in the queue
+    l.unlock();
+    Status st = RemoveData(attr);
+    if (!st.ok()) LOG_WARN("data of unlinked " + meta::InoString(attr.ino()) + " not removed: " + st.ToString());
+    l.lock();
+    removals_running_--;
+    removals_cv_.notify_all();
+  }
+}
+
+void Client::WaitRemovals() {
+  std::unique_lock<std::mutex> l(removals_mu_);
+  removals_cv_.wait(l, [&] { return removals_.empty() && removals_running_ == 0; });
+}
 
 uint32_t Client::ChunkSizeOf(const InodeAttr& attr) const {
   uint32_t cs = attr.layout().chunk_size();
@@ -678,8 +720,7 @@ Status Client::UnlinkAt(const Caller& caller, uint64_t parent, std::string_view 
       orphan->set_nlink(0);
       return Status::Ok();
     }
-    Status st = RemoveData(*victim);
-    if (!st.ok()) LOG_WARN("unlink: data of " + meta::InoString(victim->ino()) + " not removed: " + st.ToString());
+    RemoveDataLater(*victim);
   }
   return Status::Ok();
 }
@@ -706,9 +747,7 @@ Status Client::RenameAt(const Caller& caller, uint64_t old_parent, std::string_v
       *orphan = *replaced;
       orphan->set_nlink(0);
     } else {
-      Status st = RemoveData(*replaced);
-      if (!st.ok()) LOG_WARN("rename: data of replaced " + meta::InoString(replaced->ino()) + " not removed: " +
-                               st.ToString());
+      RemoveDataLater(*replaced);
     }
   }
   return Status::Ok();
@@ -719,7 +758,10 @@ Result<meta::DirPage> Client::ReadDirAt(const Caller& caller, uint64_t dir, std:
   return meta_->ReadDir(caller, dir, cookie, max_entries);
 }
 
-Result<meta::StatFsResult> Client::StatFs() { return meta_->StatFs(); }
+Result<meta::StatFsResult> Client::StatFs() {
+  WaitRemovals();  // space freed by this client's unlinks shows at once
+  return meta_->StatFs();
+}
 
 std::string FormatLayout(const FileLayout& l) {
   std::string out = "chunk_size=" + std::to_string(l.chunk_size()) +

@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -40,6 +41,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -252,7 +254,9 @@ class Client {
   // Removes the name. If that was the file's last name, *orphan (if given)
   // receives its attributes: the caller removes the data with RemoveData()
   // once nothing has it open (unlinked-but-open files stay readable). With
-  // orphan == nullptr the data is removed at once.
+  // orphan == nullptr the data is removed in the background, as Lustre and
+  // CephFS free an unlinked file's objects after the unlink returns
+  // (WaitRemovals() waits for it; StatFs() and the Client's destructor do).
   Status UnlinkAt(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* orphan = nullptr);
   Status RmdirAt(const Caller& caller, uint64_t parent, std::string_view name);
   // Like UnlinkAt for a replaced destination.
@@ -274,6 +278,11 @@ class Client {
   Status FlushInode(uint64_t ino);
   // Removes every chunk of a file that has no name left.
   Status RemoveData(const InodeAttr& attr);
+  // The same, on a background thread (waits while 4096 are queued).
+  void RemoveDataLater(const InodeAttr& attr);
+  // Returns once the data of every file queued by RemoveDataLater is gone
+  // (failures are logged, naming the inode).
+  void WaitRemovals();
 
   // ---- Bulk IO for loaders.
   // Reads every item; items complete out of order, `on_done(i)` (if given)
@@ -360,6 +369,15 @@ class Client {
   std::mutex states_mu_;
   std::unordered_map<uint64_t, std::weak_ptr<InodeState>> states_;
   ClientStats stats_;
+
+  // Background removal of unlinked files' data (RemoveDataLater).
+  void RemoverLoop();
+  std::mutex removals_mu_;
+  std::condition_variable removals_cv_;
+  std::deque<InodeAttr> removals_;
+  size_t removals_running_ = 0;
+  bool removals_stop_ = false;
+  std::vector<std::thread> removers_;
 };
 
 // Expands a leading "~/" with $HOME.

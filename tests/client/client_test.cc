@@ -548,8 +548,43 @@ TEST_F(ClientTest, UnlinkRemovesChunksFromEveryReplica) {
   };
   EXPECT_EQ(chunks_on_replicas(), 8u) << "4 chunks x 2 replicas before unlink";
   ASSERT_TRUE(c_->Unlink("/doomed").ok());
-  EXPECT_EQ(chunks_on_replicas(), 0u) << "chunks left behind after unlink";
   EXPECT_EQ(c_->Stat("/doomed").status().code(), Code::kNotFound);
+  c_->WaitRemovals();  // the data goes in the background
+  EXPECT_EQ(chunks_on_replicas(), 0u) << "chunks left behind after unlink";
+}
+
+// Unlinks return before the data is removed; a client that goes away right
+// after still removes all of it first.
+TEST_F(ClientTest, UnlinkedDataIsRemovedBeforeTheClientGoes) {
+  auto other = Second();
+  ASSERT_TRUE(other);
+  std::vector<InodeAttr> files;
+  for (int i = 0; i < 40; i++) {
+    std::string name = "/gone-" + std::to_string(i);
+    auto f = other->Open(name, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_TRUE(f.ok());
+    std::string data(70000 + i, static_cast<char>('a' + i % 26));
+    ASSERT_TRUE((*f)->Pwrite(data.data(), data.size(), 0).ok());
+    files.push_back((*f)->attr());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  for (int i = 0; i < 40; i++) ASSERT_TRUE(other->Unlink("/gone-" + std::to_string(i)).ok());
+  other.reset();  // at once: the destructor finishes the removals
+  size_t left = 0;
+  for (const InodeAttr& a : files) {
+    uint32_t chain = c_->ChainOf(a, 0);
+    auto map = c_->data()->Map();
+    ASSERT_TRUE(map.ok());
+    for (auto& ch : map->chains()) {
+      if (ch.id() != chain) continue;
+      for (uint32_t t : ch.members()) {
+        auto q = c_->data()->QueryChunks(t, a.ino(), {0});
+        ASSERT_TRUE(q.ok()) << q.status().ToString();
+        left += q->size();
+      }
+    }
+  }
+  EXPECT_EQ(left, 0u) << "chunks of unlinked files left after their client went away";
 }
 
 // PreadSpans: sequential reads are answered from read-ahead memory without a
