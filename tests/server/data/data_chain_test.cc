@@ -46,6 +46,30 @@ std::string Bytes(uint64_t seed, size_t n) {
   return s;
 }
 
+// A write of `data` at `offset` of chunk (inode, index) of a chain.
+ChunkWrite WriteOf(uint32_t chain, uint64_t inode, uint64_t index, const std::string& data, uint32_t offset = 0) {
+  ChunkWrite w;
+  w.chain_id = chain;
+  w.inode = inode;
+  w.index = index;
+  w.offset = offset;
+  w.data = data.data();
+  w.length = static_cast<uint32_t>(data.size());
+  return w;
+}
+
+// A read of all of `buf` from the start of chunk (inode, index), from `target` (0: any replica).
+ReadOp ReadOf(uint32_t chain, uint64_t inode, uint64_t index, std::string& buf, uint32_t target = 0) {
+  ReadOp op;
+  op.chain_id = chain;
+  op.inode = inode;
+  op.index = index;
+  op.length = static_cast<uint32_t>(buf.size());
+  op.dest = buf.data();
+  op.target_id = target;
+  return op;
+}
+
 // The writer's view: what every acknowledged chunk must hold.
 class Stream {
  public:
@@ -266,13 +290,7 @@ TEST(DataChain, CorruptByteOnDiskIsFoundByReadAndScrub) {
   DataClient* c = cluster.client();
   uint32_t chain = cluster.ChainIds()[0];
   std::string data = Bytes(42, 64 * 1024);
-  ChunkWrite w;
-  w.chain_id = chain;
-  w.inode = 9;
-  w.index = 3;
-  w.data = data.data();
-  w.length = static_cast<uint32_t>(data.size());
-  ASSERT_TRUE(c->Write(w).ok());
+  ASSERT_TRUE(c->Write(WriteOf(chain, 9, 3, data)).ok());
 
   // Flip one byte of target 101's copy while its server is down.
   cluster.Kill(1, SIGTERM);
@@ -300,13 +318,7 @@ TEST(DataChain, CorruptByteOnDiskIsFoundByReadAndScrub) {
 
   // Read from the corrupted replica: an error naming target and chunk, no bytes.
   std::string buf(data.size(), '\0');
-  ReadOp op;
-  op.chain_id = chain;
-  op.inode = 9;
-  op.index = 3;
-  op.length = static_cast<uint32_t>(data.size());
-  op.dest = buf.data();
-  op.target_id = DataCluster::TargetOf(1);
+  ReadOp op = ReadOf(chain, 9, 3, buf, DataCluster::TargetOf(1));
   ASSERT_TRUE(c->BatchRead(std::span<ReadOp>(&op, 1)).ok());
   EXPECT_EQ(op.status.code(), Code::kCorrupt) << op.status.ToString();
   EXPECT_EQ(op.status.to_errno(), EIO);  // CORRUPT surfaces as EIO (common/status.cc)
@@ -355,12 +367,7 @@ TEST(DataChain, MultiRangeWriteIsOneVersionOnEveryReplica) {
   DataClient* c = cluster.client();
   const uint32_t chain = cluster.ChainIds()[0];
   std::string model = Bytes(1, 200000);
-  ChunkWrite w;
-  w.chain_id = chain;
-  w.inode = 11;
-  w.index = 0;
-  w.data = model.data();
-  w.length = static_cast<uint32_t>(model.size());
+  ChunkWrite w = WriteOf(chain, 11, 0, model);
   ASSERT_TRUE(c->Write(w).ok());
   // IOR-hard's pattern: 47008-byte blocks every other block, past the end too.
   std::string bytes;
@@ -384,13 +391,7 @@ TEST(DataChain, MultiRangeWriteIsOneVersionOnEveryReplica) {
   EXPECT_EQ(v->crc, Crc32c(model.data(), model.size()));
   auto read_from = [&](uint32_t target, uint64_t version) {
     std::string buf(model.size(), '\xee');
-    ReadOp op;
-    op.chain_id = chain;
-    op.inode = 11;
-    op.index = 0;
-    op.length = static_cast<uint32_t>(buf.size());
-    op.dest = buf.data();
-    op.target_id = target;
+    ReadOp op = ReadOf(chain, 11, 0, buf, target);
     EXPECT_TRUE(c->BatchRead(std::span<ReadOp>(&op, 1)).ok());
     EXPECT_TRUE(op.status.ok()) << "target " << target << ": " << op.status.ToString();
     EXPECT_EQ(op.version, version) << "target " << target;
@@ -479,23 +480,13 @@ TEST_P(LostForwardAnswer, DoesNotSplitTheChain) {
   ASSERT_TRUE(once.ok()) << once.status().ToString();
 
   std::string a = Bytes(21, 64 * 1024);
-  ChunkWrite w;
-  w.chain_id = chain;
-  w.inode = kIno;
-  w.index = 0;
-  w.data = a.data();
-  w.length = static_cast<uint32_t>(a.size());
-  auto first = (*once)->Write(w);
+  auto first = (*once)->Write(WriteOf(chain, kIno, 0, a));
   ASSERT_FALSE(first.ok()) << "the forward's answer comes after the head's 1 s timeout";
   std::printf("first write: %s\n", first.status().ToString().c_str());
   std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // the late answer is sent
 
   std::string b = Bytes(22, 8192);
-  ChunkWrite w2 = w;
-  w2.offset = 4096;
-  w2.data = b.data();
-  w2.length = static_cast<uint32_t>(b.size());
-  auto second = c->Write(w2);
+  auto second = c->Write(WriteOf(chain, kIno, 0, b, 4096));
   ASSERT_TRUE(second.ok()) << second.status().ToString() << "\n"
                            << DataCluster::Tail(cluster.LogOf(1)) << DataCluster::Tail(cluster.LogOf(2));
 
@@ -514,13 +505,7 @@ TEST_P(LostForwardAnswer, DoesNotSplitTheChain) {
   EXPECT_EQ(metas[0].version(), second->version);
   for (int s = 1; s <= r; s++) {
     std::string buf(a.size(), '\xee');
-    ReadOp op;
-    op.chain_id = chain;
-    op.inode = kIno;
-    op.index = 0;
-    op.length = static_cast<uint32_t>(buf.size());
-    op.dest = buf.data();
-    op.target_id = DataCluster::TargetOf(s);
+    ReadOp op = ReadOf(chain, kIno, 0, buf, DataCluster::TargetOf(s));
     ASSERT_TRUE(c->BatchRead(std::span<ReadOp>(&op, 1)).ok());
     ASSERT_TRUE(op.status.ok()) << op.status.ToString();
     EXPECT_EQ(buf.substr(4096, b.size()), b) << "the acknowledged write, target " << op.target_id;
