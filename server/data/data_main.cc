@@ -30,7 +30,7 @@ int Fail(const std::string& msg) {
 void Usage() {
   std::fprintf(stderr,
                "usage: sluice-data --config FILE --id N [--sync-writes 0|1] [--arena-mib M] [--workers W]\n"
-               "                  [--forward-timeout-ms MS] [--test-late-forward INODE:MS]\n");
+               "                  [--forward-timeout-ms MS] [--test-late-forward INODE:MS[:EVERY]]\n");
 }
 
 }  // namespace
@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   long forward_timeout_ms = 5000;
   uint64_t late_inode = 0;
   long late_ms = 0;
+  long late_every = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -61,11 +62,12 @@ int main(int argc, char** argv) {
     } else if (a == "--forward-timeout-ms" && (v = next())) {
       forward_timeout_ms = std::strtol(v, nullptr, 10);
     } else if (a == "--test-late-forward" && (v = next())) {
-      // INODE:MS, a fault-test hook (DataServerOptions::test_late_forward_*)
+      // INODE:MS[:EVERY], a fault-test hook (DataServerOptions::test_late_forward_*)
       char* end = nullptr;
       late_inode = std::strtoull(v, &end, 10);
-      if (!end || *end != ':') return Fail("--test-late-forward wants INODE:MS");
-      late_ms = std::strtol(end + 1, nullptr, 10);
+      if (!end || *end != ':') return Fail("--test-late-forward wants INODE:MS[:EVERY]");
+      late_ms = std::strtol(end + 1, &end, 10);
+      if (end && *end == ':') late_every = std::strtol(end + 1, nullptr, 10);
     } else {
       Usage();
       return 2;
@@ -109,6 +111,7 @@ int main(int argc, char** argv) {
   dso.forward_timeout_ms = static_cast<uint32_t>(forward_timeout_ms);
   dso.test_late_forward_inode = late_inode;
   dso.test_late_forward_ms = static_cast<uint32_t>(late_ms);
+  dso.test_late_forward_every = static_cast<uint32_t>(late_every);
   dso.report_synced = [&agent_ptr](uint32_t target) -> Status {
     MgmtAgent* a = agent_ptr.load();
     if (!a) return Status(Code::kUnavailable, "not registered with mgmtd yet");

@@ -636,14 +636,20 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
   auto r = ApplyInChain(map, *chain, u.target, u);
   EndUpdate(map.version());
   if (!r.ok()) return r.status();
-  if (options_.test_late_forward_ms && u.chunk.inode == options_.test_late_forward_inode &&
-      !late_forward_done_.exchange(true)) {
+  if (TestLateForward(u.chunk)) {
     LOG_WARN("test hook: answering the forward of " + Name(u.chunk) + " v" + std::to_string(u.version) + " " +
              std::to_string(options_.test_late_forward_ms) + " ms late");
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_late_forward_ms));
   }
   ToWire(*r, resp->mutable_meta());
   return Status::Ok();
+}
+
+bool DataServer::TestLateForward(const ChunkId& chunk) {
+  if (!options_.test_late_forward_ms || chunk.inode != options_.test_late_forward_inode) return false;
+  const uint64_t k = late_forward_seen_++;
+  const uint32_t every = options_.test_late_forward_every;
+  return every ? k % every == every - 1 : k == 0;
 }
 
 void DataServer::BeginUpdate(uint64_t map_version) {

@@ -57,10 +57,12 @@ struct DataServerOptions {
   // Time budget of one forward to a chain successor.
   uint32_t forward_timeout_ms = 5000;
   // Test hook (fault tests): the first forwarded update of a chunk of this
-  // inode is applied, then answered this many ms late (0: off), so that its
-  // sender's forward times out although the update is stored here.
+  // inode (every `every`-th one when not 0) is applied, then answered this
+  // many ms late (0: off), so that its sender's forward times out although
+  // the update is stored here.
   uint64_t test_late_forward_inode = 0;
   uint32_t test_late_forward_ms = 0;
+  uint32_t test_late_forward_every = 0;
   // Called by resync once a SYNCING target caught up (MgmtAgent::ReportSynced).
   std::function<Status(uint32_t target_id)> report_synced;
 };
@@ -174,7 +176,9 @@ class DataServer {
   std::map<uint32_t, std::thread> resync_threads_;  // by target id
   std::set<uint32_t> resync_running_;
 
-  std::atomic<bool> late_forward_done_{false};  // test hook, DataServerOptions
+  // Test hook (DataServerOptions::test_late_forward_*): answer this forward late?
+  bool TestLateForward(const ChunkId& chunk);
+  std::atomic<uint64_t> late_forward_seen_{0};
 };
 
 // The engine's chunk metadata as the wire carries it.
