@@ -632,9 +632,22 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
                                        std::to_string(u.data.size()) + " bytes, header says " +
                                        std::to_string(u.length));
   }
+  // One forwarded update of a chunk at a time here too: a sender whose
+  // forward timed out retries the same version while the first attempt may
+  // still be waiting on its own successor, and that attempt's cleanup (drop
+  // the pending version) must not hit the retry's.
+  const uint32_t chain_id = static_cast<uint32_t>(req.chain_id());
+  LockChunk(chain_id, u.chunk);
+  uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
+  if (ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) {
+    UnlockChunk(chain_id, u.chunk);  // the sender has given up on this one
+    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
+                                      ": the forward's deadline passed while it waited for the chunk; not applied");
+  }
   BeginUpdate(map.version());
   auto r = ApplyInChain(map, *chain, u.target, u);
   EndUpdate(map.version());
+  UnlockChunk(chain_id, u.chunk);
   if (!r.ok()) return r.status();
   if (TestLateForward(u.chunk)) {
     LOG_WARN("test hook: answering the forward of " + Name(u.chunk) + " v" + std::to_string(u.version) + " " +
