@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -105,10 +106,34 @@ class SluiceFs {
         return;
       }
     }
-    Status s = client->RemoveData(attr);
-    if (!s.ok()) LOG_WARN("remove data of " + meta::InoString(attr.ino()) + ": " + s.ToString());
+    client->RemoveDataLater(attr);
   }
+
+  // The kernel asks for security.capability before every write (a write must
+  // drop it), so a mount would send one xattr RPC per write. Inodes found
+  // without it are remembered for attr_timeout, as attributes are; a
+  // setxattr or removexattr through this mount forgets the inode at once.
+  bool KnownWithoutCaps(uint64_t ino) {
+    std::lock_guard<std::mutex> l(caps_mu);
+    auto it = no_caps.find(ino);
+    return it != no_caps.end() && std::chrono::steady_clock::now() < it->second;
+  }
+  void NoCaps(uint64_t ino) {
+    std::lock_guard<std::mutex> l(caps_mu);
+    if (no_caps.size() >= 65536) no_caps.clear();
+    no_caps[ino] = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(opts.attr_timeout));
+  }
+  void ForgetCaps(uint64_t ino) {
+    std::lock_guard<std::mutex> l(caps_mu);
+    no_caps.erase(ino);
+  }
+  std::mutex caps_mu;
+  std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_caps;
 };
+
+constexpr char kCapsXattr[] = "security.capability";
 
 SluiceFs* Fs(fuse_req_t req) { return static_cast<SluiceFs*>(fuse_req_userdata(req)); }
 
@@ -371,7 +396,10 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   if (!r.ok()) return ReplyErr(req, r.status());
   if (r->attr.type() == meta::FILE_TYPE_DIRECTORY) return (void)fuse_reply_err(req, EISDIR);
   int flags = fi->flags;
-  if (r->created) flags &= ~O_TRUNC;
+  if (r->created) {
+    flags &= ~O_TRUNC;
+    fs->NoCaps(r->attr.ino());  // a new file has no extended attributes
+  }
   auto h = OpenHandle(fs, r->attr, flags);
   if (!h.ok()) return ReplyErr(req, h.status());
   fi->fh = reinterpret_cast<uint64_t>(*h);
@@ -435,8 +463,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
   }
   if (orphan.ino() != 0) {
-    Status rs = fs->client->RemoveData(orphan);
-    if (!rs.ok()) LOG_WARN("remove data of " + meta::InoString(ino) + ": " + rs.ToString());
+    fs->client->RemoveDataLater(orphan);
   }
   fuse_reply_err(req, 0);
 }
@@ -573,14 +600,21 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 }
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Fs(req)->ForgetCaps(ino);
   Status s = Fs(req)->client->SetXattr(CallerOf(req), ino, name, std::string_view(value, size),
                                        static_cast<uint32_t>(flags));
   fuse_reply_err(req, s.ok() ? 0 : s.to_errno());
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  auto r = Fs(req)->client->GetXattr(CallerOf(req), ino, name);
-  if (!r.ok()) return (void)fuse_reply_err(req, r.status().to_errno());
+  SluiceFs* fs = Fs(req);
+  const bool caps = std::strcmp(name, kCapsXattr) == 0;
+  if (caps && fs->KnownWithoutCaps(ino)) return (void)fuse_reply_err(req, ENODATA);
+  auto r = fs->client->GetXattr(CallerOf(req), ino, name);
+  if (!r.ok()) {
+    if (caps && r.status().to_errno() == ENODATA) fs->NoCaps(ino);
+    return (void)fuse_reply_err(req, r.status().to_errno());
+  }
   if (size == 0) return (void)fuse_reply_xattr(req, r->size());
   if (r->size() > size) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, r->data(), r->size());
@@ -600,6 +634,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Fs(req)->ForgetCaps(ino);
   Status s = Fs(req)->client->RemoveXattr(CallerOf(req), ino, name);
   fuse_reply_err(req, s.ok() ? 0 : s.to_errno());
 }
