@@ -710,17 +710,16 @@ Result<InodeAttr> Client::LinkAt(const Caller& caller, uint64_t ino, uint64_t ne
 }
 
 Status Client::UnlinkAt(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* orphan) {
-  auto victim = meta_->Lookup(caller, parent, name);
-  if (!victim.ok()) return victim.status();
-  if (victim->type() == meta::FILE_TYPE_DIRECTORY) return Status(Code::kIsDir, "unlink of a directory");
-  SLUICE_RETURN_IF_ERROR(meta_->Unlink(caller, parent, name));
-  if (victim->type() == meta::FILE_TYPE_REGULAR && victim->nlink() <= 1) {
+  // The shard answers with the inode as the unlink left it (no lookup first;
+  // it refuses directories with EISDIR itself).
+  InodeAttr victim;
+  SLUICE_RETURN_IF_ERROR(meta_->Unlink(caller, parent, name, &victim));
+  if (victim.type() == meta::FILE_TYPE_REGULAR && victim.nlink() == 0 && victim.ino() != 0) {
     if (orphan) {
-      *orphan = *victim;
-      orphan->set_nlink(0);
+      *orphan = victim;
       return Status::Ok();
     }
-    RemoveDataLater(*victim);
+    RemoveDataLater(victim);
   }
   return Status::Ok();
 }

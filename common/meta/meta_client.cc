@@ -247,8 +247,8 @@ Result<InodeAttr> MetaClient::Link(const Caller& c, uint64_t ino, uint64_t new_p
   return out;
 }
 
-Status MetaClient::Unlink(const Caller& c, uint64_t parent, std::string_view name) {
-  return Run([&](ShardRouter& r) { return r.Unlink(c, parent, name); });
+Status MetaClient::Unlink(const Caller& c, uint64_t parent, std::string_view name, InodeAttr* victim) {
+  return Run([&](ShardRouter& r) { return r.Unlink(c, parent, name, victim); });
 }
 
 Status MetaClient::Rmdir(const Caller& c, uint64_t parent, std::string_view name) {

@@ -103,7 +103,8 @@ class MetaClient {
   Result<std::string> Readlink(uint64_t ino);
   Result<InodeAttr> Link(const Caller& c, uint64_t ino, uint64_t new_parent,
                          std::string_view new_name);
-  Status Unlink(const Caller& c, uint64_t parent, std::string_view name);
+  // *victim (if given): the inode after the unlink (nlink 0: its last name went).
+  Status Unlink(const Caller& c, uint64_t parent, std::string_view name, InodeAttr* victim = nullptr);
   Status Rmdir(const Caller& c, uint64_t parent, std::string_view name);
   // flags: 0, kRenameNoReplace or kRenameExchange.
   Status Rename(const Caller& c, uint64_t old_parent, std::string_view old_name,

@@ -186,13 +186,16 @@ Result<std::string> RemoteShardHandle::Readlink(uint64_t ino) {
   return std::move(*resp.mutable_target());
 }
 
-Status RemoteShardHandle::Unlink(const Caller& caller, uint64_t parent, std::string_view name) {
+Status RemoteShardHandle::Unlink(const Caller& caller, uint64_t parent, std::string_view name,
+                                 InodeAttr* victim) {
   UnlinkRequest req;
   *req.mutable_caller() = caller;
   req.set_parent(parent);
   req.set_name(std::string(name));
   UnlinkResponse resp;
-  return Call("Unlink", req, &resp);
+  SLUICE_RETURN_IF_ERROR(Call("Unlink", req, &resp));
+  if (victim) *victim = std::move(*resp.mutable_victim());
+  return Status::Ok();
 }
 
 Result<ShardDirPage> RemoteShardHandle::ReadDirShard(uint64_t dir, std::string_view after,
@@ -374,8 +377,9 @@ Status RemoteShardHandle::Rmdir(const Caller& caller, uint64_t parent, std::stri
   return Call("Rmdir", req, &resp);
 }
 
-Status RemoteShardHandle::UnlinkAny(const Caller& caller, uint64_t parent, std::string_view name) {
-  return Unlink(caller, parent, name);
+Status RemoteShardHandle::UnlinkAny(const Caller& caller, uint64_t parent, std::string_view name,
+                                    InodeAttr* victim) {
+  return Unlink(caller, parent, name, victim);
 }
 
 }  // namespace sluice::meta

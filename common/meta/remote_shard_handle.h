@@ -63,7 +63,8 @@ class RemoteShardHandle : public ShardHandle {
   Result<InodeAttr> Symlink(const Caller& caller, uint64_t parent, std::string_view name,
                             std::string_view target) override;
   Result<std::string> Readlink(uint64_t ino) override;
-  Status Unlink(const Caller& caller, uint64_t parent, std::string_view name) override;
+  Status Unlink(const Caller& caller, uint64_t parent, std::string_view name,
+                InodeAttr* victim = nullptr) override;
   Result<ShardDirPage> ReadDirShard(uint64_t dir, std::string_view after,
                                     uint32_t max_entries) override;
   Result<StatFsResult> StatFs() override;
@@ -89,7 +90,8 @@ class RemoteShardHandle : public ShardHandle {
   Status Rmdir(const Caller& caller, uint64_t parent, std::string_view name) override;
   // Sent as the Unlink RPC to the coordinator shard, which removes the entry
   // and its inode whatever shards they live on.
-  Status UnlinkAny(const Caller& caller, uint64_t parent, std::string_view name) override;
+  Status UnlinkAny(const Caller& caller, uint64_t parent, std::string_view name,
+                   InodeAttr* victim = nullptr) override;
 
  private:
   Status Call(const char* method, const google::protobuf::Message& req,

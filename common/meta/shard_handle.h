@@ -79,7 +79,10 @@ class ShardHandle {
   virtual Result<std::string> Readlink(uint64_t ino) = 0;
   // Single-shard unlink. kCrossDevice when the inode lives on another shard:
   // the caller then sends the unlink to the coordinator.
-  virtual Status Unlink(const Caller& caller, uint64_t parent, std::string_view name) = 0;
+  // *victim (if given): the inode after the unlink (nlink 0 when that was its
+  // last name), so callers need not look it up first.
+  virtual Status Unlink(const Caller& caller, uint64_t parent, std::string_view name,
+                        InodeAttr* victim = nullptr) = 0;
   virtual Result<ShardDirPage> ReadDirShard(uint64_t dir, std::string_view after,
                                             uint32_t max_entries) = 0;
   virtual Result<StatFsResult> StatFs() = 0;
@@ -124,7 +127,8 @@ class ShardHandle {
                                  std::string_view new_name) = 0;
   virtual Status Rmdir(const Caller& caller, uint64_t parent, std::string_view name) = 0;
   // Unlink whatever shards the dentry and the inode live on.
-  virtual Status UnlinkAny(const Caller& caller, uint64_t parent, std::string_view name) = 0;
+  virtual Status UnlinkAny(const Caller& caller, uint64_t parent, std::string_view name,
+                           InodeAttr* victim = nullptr) = 0;
 };
 
 }  // namespace sluice::meta

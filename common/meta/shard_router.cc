@@ -224,12 +224,12 @@ Result<InodeAttr> ShardRouter::Link(const Caller& c, uint64_t ino, uint64_t new_
   return RetryBusy(busy_retry_ms_, [&] { return coordinator_->Link(c, ino, new_parent, new_name); });
 }
 
-Status ShardRouter::Unlink(const Caller& c, uint64_t parent, std::string_view name) {
+Status ShardRouter::Unlink(const Caller& c, uint64_t parent, std::string_view name, InodeAttr* victim) {
   SLUICE_RETURN_IF_ERROR(ValidateName(name, "unlink"));
   ShardHandle* h = ShardForName(parent, name);
   return RetryBusyStatus(busy_retry_ms_, [&] {
-    Status st = h->Unlink(c, parent, name);
-    if (st.code() == Code::kCrossDevice) st = coordinator_->UnlinkAny(c, parent, name);
+    Status st = h->Unlink(c, parent, name, victim);
+    if (st.code() == Code::kCrossDevice) st = coordinator_->UnlinkAny(c, parent, name, victim);
     return st;
   });
 }

@@ -51,7 +51,7 @@ class ShardRouter {
   Result<std::string> Readlink(uint64_t ino);
   Result<InodeAttr> Link(const Caller& c, uint64_t ino, uint64_t new_parent,
                          std::string_view new_name);
-  Status Unlink(const Caller& c, uint64_t parent, std::string_view name);
+  Status Unlink(const Caller& c, uint64_t parent, std::string_view name, InodeAttr* victim = nullptr);
   Status Rmdir(const Caller& c, uint64_t parent, std::string_view name);
   Status Rename(const Caller& c, uint64_t old_parent, std::string_view old_name,
                 uint64_t new_parent, std::string_view new_name, uint32_t flags = 0);

@@ -41,8 +41,8 @@ class LocalShardHandle : public ShardHandle {
     return store_->Symlink(c, parent, name, target);
   }
   Result<std::string> Readlink(uint64_t ino) override { return store_->Readlink(ino); }
-  Status Unlink(const Caller& c, uint64_t parent, std::string_view name) override {
-    return store_->Unlink(c, parent, name);
+  Status Unlink(const Caller& c, uint64_t parent, std::string_view name, InodeAttr* victim = nullptr) override {
+    return store_->Unlink(c, parent, name, victim);
   }
   Result<ShardDirPage> ReadDirShard(uint64_t dir, std::string_view after,
                                     uint32_t max_entries) override {
@@ -91,9 +91,9 @@ class LocalShardHandle : public ShardHandle {
     if (!coordinator_) return NotCoordinator("rmdir");
     return coordinator_->Rmdir(c, parent, name);
   }
-  Status UnlinkAny(const Caller& c, uint64_t parent, std::string_view name) override {
+  Status UnlinkAny(const Caller& c, uint64_t parent, std::string_view name, InodeAttr* victim = nullptr) override {
     if (!coordinator_) return NotCoordinator("unlink");
-    return coordinator_->Unlink(c, parent, name);
+    return coordinator_->Unlink(c, parent, name, victim);
   }
 
  private:

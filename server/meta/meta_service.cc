@@ -48,14 +48,16 @@ void MetaService::Add(rpc::RpcServer* server, const char* method, Fn fn, bool re
       });
 }
 
-Status MetaService::Unlink(const UnlinkRequest& req) {
+Status MetaService::Unlink(const UnlinkRequest& req, UnlinkResponse* resp) {
   const uint32_t owner = DentryShard(req.parent(), req.name(), store_->num_shards());
   Status st;
   if (owner == store_->shard_id()) {
-    st = store_->Unlink(req.caller(), req.parent(), req.name());
+    st = store_->Unlink(req.caller(), req.parent(), req.name(), resp->mutable_victim());
     if (st.code() != Code::kCrossDevice) return st;
   }
-  if (coordinator_ != nullptr) return coordinator_->Unlink(req.caller(), req.parent(), req.name());
+  if (coordinator_ != nullptr) {
+    return coordinator_->Unlink(req.caller(), req.parent(), req.name(), resp->mutable_victim());
+  }
   if (!st.ok()) return st;  // kCrossDevice: the caller asks the coordinator shard
   return Status(Code::kInvalid, "unlink " + InoString(req.parent()) + "/'" +
                                     PrintableName(req.name()) + "': the entry belongs to shard " +
@@ -125,8 +127,8 @@ void MetaService::RegisterWith(rpc::RpcServer* server) {
     SLUICE_ASSIGN_OR_RETURN(*r->mutable_target(), s->Readlink(q.ino()));
     return Status::Ok();
   }, kReadOnly);
-  Add<UnlinkRequest, UnlinkResponse>(server, "Unlink", [this](const UnlinkRequest& q, UnlinkResponse*) {
-    return Unlink(q);
+  Add<UnlinkRequest, UnlinkResponse>(server, "Unlink", [this](const UnlinkRequest& q, UnlinkResponse* r) {
+    return Unlink(q, r);
   });
   TxnCoordinator* co = coordinator_;
   const uint32_t id = s->shard_id();

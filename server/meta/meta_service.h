@@ -64,7 +64,7 @@ class MetaService {
   // Registers `method`; `read_only` ones are also tried on the RPC progress
   // thread first (RpcServer::RegisterInline).
   void Add(rpc::RpcServer* server, const char* method, Fn fn, bool read_only = false);
-  Status Unlink(const UnlinkRequest& req);
+  Status Unlink(const UnlinkRequest& req, UnlinkResponse* resp);
 
   MetaStore* store_;
   std::vector<ShardHandle*> shards_;

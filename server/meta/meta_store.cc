@@ -921,7 +921,7 @@ Status MetaStore::DeleteInode(const InodeAttr& attr, rocksdb::WriteBatch* b) {
   return Status::Ok();
 }
 
-Status MetaStore::Unlink(const Caller& caller, uint64_t parent, std::string_view name) {
+Status MetaStore::Unlink(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* victim) {
   SLUICE_RETURN_IF_ERROR(ValidateName(name, "unlink"));
   uint32_t owner = DentryShard(parent, name, num_shards());
   if (owner != shard_id()) return WrongShard("unlink", parent, name, owner, shard_id());
@@ -977,12 +977,15 @@ Status MetaStore::Unlink(const Caller& caller, uint64_t parent, std::string_view
     AddDirChange(&b, parent, 0, now);
     if (a.nlink() <= 1) {
       SLUICE_RETURN_IF_ERROR(DeleteInode(a, &b));
+      a.set_nlink(0);
     } else {
       a.set_nlink(a.nlink() - 1);
       a.set_ctime_ns(now);
       b.Put(ikey, a.SerializeAsString());
     }
-    return Write(&b, "unlink");
+    SLUICE_RETURN_IF_ERROR(Write(&b, "unlink"));
+    if (victim) *victim = std::move(a);
+    return Status::Ok();
   }
 }
 

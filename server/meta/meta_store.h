@@ -144,7 +144,8 @@ class MetaStore {
   Result<std::string> Readlink(uint64_t ino);
   // Removes a non-directory entry whose inode is on this shard; kCrossDevice
   // if the inode lives elsewhere (then TxnCoordinator::Unlink does it).
-  Status Unlink(const Caller& caller, uint64_t parent, std::string_view name);
+  // *victim (if given): the inode after the unlink (nlink 0: it was deleted).
+  Status Unlink(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* victim = nullptr);
   // Up to max_entries of this shard's entries of `dir` whose names sort after
   // `after` (all entries when empty). No permission check: the caller (the
   // fan-out in dir_reader.h) checked read access on the directory.

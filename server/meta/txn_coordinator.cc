@@ -376,7 +376,7 @@ Result<InodeAttr> TxnCoordinator::Link(const Caller& caller, uint64_t ino, uint6
   return GetAttr(ino);
 }
 
-Status TxnCoordinator::Unlink(const Caller& caller, uint64_t parent, std::string_view name) {
+Status TxnCoordinator::Unlink(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* out) {
   const std::string desc = "unlink " + InoString(parent) + "/'" + PrintableName(name) + "'";
   SLUICE_RETURN_IF_ERROR(ValidateName(name, "unlink"));
   SLUICE_ASSIGN_OR_RETURN(InodeAttr dir, DirForChange(caller, parent, "unlink"));
@@ -389,7 +389,12 @@ Status TxnCoordinator::Unlink(const Caller& caller, uint64_t parent, std::string
   OpsByShard ops;
   ops[a].push_back(DeleteDentry(parent, name, victim.ino()));
   ops[InodeShard(victim.ino())].push_back(AdjustInode(victim.ino(), -1));
-  return RunTxn(desc, ops);
+  SLUICE_RETURN_IF_ERROR(RunTxn(desc, ops));
+  if (out) {
+    victim.set_nlink(victim.nlink() > 1 ? victim.nlink() - 1 : 0);
+    *out = std::move(victim);
+  }
+  return Status::Ok();
 }
 
 Status TxnCoordinator::Rmdir(const Caller& caller, uint64_t parent, std::string_view name) {

@@ -62,7 +62,7 @@ class TxnCoordinator {
   // Removes an empty directory (ENOTEMPTY otherwise), whatever shards hold its entries.
   Status Rmdir(const Caller& caller, uint64_t parent, std::string_view name);
   // Removes a non-directory entry wherever its dentry and inode live.
-  Status Unlink(const Caller& caller, uint64_t parent, std::string_view name);
+  Status Unlink(const Caller& caller, uint64_t parent, std::string_view name, InodeAttr* victim = nullptr);
 
   // Finishes (COMMITTED) or undoes (PREPARING) every transaction in home's
   // intent log that this coordinator is not driving right now. Call it when

@@ -185,13 +185,26 @@ TEST_P(NamespaceOpsTest, UnlinkAndHardLinks) {
   auto after = ns().GetAttr(f->attr.ino());
   ASSERT_OK(after);
   EXPECT_EQ(after->nlink(), 7u);
-  ASSERT_OK(ns().Unlink(User(), work_, "f"));
+  // Each unlink answers with the inode as it left it (local or through the
+  // coordinator when the link lives on another shard than the inode).
+  InodeAttr victim;
+  ASSERT_OK(ns().Unlink(User(), work_, "f", &victim));
+  EXPECT_EQ(victim.ino(), f->attr.ino());
+  EXPECT_EQ(victim.nlink(), 6u);
+  EXPECT_EQ(victim.type(), FILE_TYPE_REGULAR);
   EXPECT_CODE(ns().Unlink(User(), work_, "f"), kNotFound);
-  for (int i = 0; i < 5; ++i) ASSERT_OK(ns().Unlink(User(), sub->ino(), "l" + std::to_string(i)));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK(ns().Unlink(User(), sub->ino(), "l" + std::to_string(i), &victim));
+    EXPECT_EQ(victim.nlink(), static_cast<uint32_t>(5 - i)) << "l" << i;
+    EXPECT_EQ(victim.ino(), f->attr.ino());
+  }
   auto one = ns().GetAttr(f->attr.ino());
   ASSERT_OK(one);
   EXPECT_EQ(one->nlink(), 1u);
-  ASSERT_OK(ns().Unlink(User(), sub->ino(), "l5"));
+  ASSERT_OK(ns().Unlink(User(), sub->ino(), "l5", &victim));
+  EXPECT_EQ(victim.nlink(), 0u) << "the last name: the inode is gone";
+  EXPECT_EQ(victim.ino(), f->attr.ino());
+  EXPECT_EQ(victim.size(), f->attr.size());
   EXPECT_CODE(ns().GetAttr(f->attr.ino()), kNotFound);
   auto fs = ns().StatFs();
   ASSERT_OK(fs);
