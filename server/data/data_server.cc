@@ -415,16 +415,19 @@ Result<ChunkMeta> DataServer::ApplyInChain(const mgmt::ClusterMap& map, const mg
   auto r = StoreLocally(store, u, last);
   if (!r.ok()) return r.status();
   ChunkMeta meta = r->meta;
-  bool duplicate = r->already_applied;
+  // Already committed here, so on every member after this one too (each
+  // commits only once its successor has): answer with this copy and forward
+  // nothing. Forwarding the incoming bytes could hand a different update of
+  // this version to a member that lacks it (a SYNCING one), splitting the
+  // chain; the sender compares this answer with its own copy (below).
+  if (r->already_applied) return meta;
   if (u.version == 0) u.version = last ? meta.version : meta.pending_version;
   if (!last) {
     ChunkMeta down;
     Status st = Forward(map, chain.id(), serving[idx + 1], u, idx + 2 == serving.size(), &down);
     if (!st.ok()) {
-      if (!duplicate) {
-        Status d = store->DropPending(u.chunk, u.version);
-        if (!d.ok()) LOG_WARN(T(my_target) + ": " + d.ToString());
-      }
+      Status d = store->DropPending(u.chunk, u.version);
+      if (!d.ok()) LOG_WARN(T(my_target) + ": " + d.ToString());
       return st;
     }
     // The successor already had version v and it differs from ours: an
@@ -433,8 +436,10 @@ Result<ChunkMeta> DataServer::ApplyInChain(const mgmt::ClusterMap& map, const mg
     // the number v to another update. Committing would split the chain; the
     // successor's copy wins (the lost update's outcome was unknown to its
     // writer, so either is right) and this update retries on top of it.
-    if (!duplicate && down.version == u.version &&
-        (down.crc != meta.pending_crc || down.length != meta.pending_length)) {
+    // (A successor already past v — a chain view older than its — is the
+    // same case: its copy wins.)
+    if (down.version > u.version ||
+        (down.version == u.version && (down.crc != meta.pending_crc || down.length != meta.pending_length))) {
       return AdoptSuccessorVersion(map, chain.id(), my_target, serving[idx + 1], u, down);
     }
     auto c = store->Commit(u.chunk, u.version);
@@ -471,10 +476,16 @@ Status DataServer::AdoptSuccessorVersion(const mgmt::ClusterMap& map, uint32_t c
   datasvc::ChunkMeta m;
   ToWire(u.chunk, m.mutable_chunk());
   m.set_version(down.version);
-  m.set_length(down.length);
+  m.set_length(std::max(down.length, u.chunk_size));  // the whole chunk, even if it grew since
   const datasvc::ChunkMeta* one = &m;
-  auto n = CopyChunks(my_target, *peer, next, std::span<const datasvc::ChunkMeta* const>(&one, 1), "adopt");
-  if (!n.ok()) return n.status().Prefix(what);
+  auto n = CopyChunks(my_target, *peer, next, std::span<const datasvc::ChunkMeta* const>(&one, 1), "adopt",
+                      options_.forward_timeout_ms);
+  if (!n.ok()) {
+    // A race with the successor (the chunk changed or went): the retry sorts it out.
+    Code code = n.status().code() == Code::kCorrupt || n.status().code() == Code::kNotFound ? Code::kBusy
+                                                                                          : n.status().code();
+    return Status(code, what + ": " + n.status().message());
+  }
   LOG_WARN(what + ": " + T(next) + " already held this version from an update whose answer was lost; adopted "
            "its copy, the update retries on top of it");
   return Status(Code::kBusy, what + ": " + T(next) + " held this version from an earlier update (its answer was "
@@ -499,21 +510,20 @@ Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_
                                        (serving.empty() ? " (no serving member)" : ""));
   }
   ctx.set_map_version(map.version());
+  // In progress under this map from before the wait for the chunk, so that
+  // a resync listing built against a newer map waits for it (WaitUpdatesBefore).
+  BeginUpdate(map.version());
   LockChunk(chain_id, u.chunk);
   // 10% of the call's budget (at most 1 s) short of the deadline: the caller
   // may give up (and retry, and write newer bytes) a little before the
   // server's deadline, which runs from when the request arrived.
   uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
-  if (ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) {
-    // An update that waited this long for the chunk is not applied.
-    UnlockChunk(chain_id, u.chunk);
-    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) +
-                                      ": the call's deadline passed while it waited for the chunk; not applied");
-  }
-  BeginUpdate(map.version());
-  auto r = ApplyInChain(map, *chain, u.target, u);
-  EndUpdate(map.version());
+  Result<ChunkMeta> r = Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) +
+                                                   ": the call's deadline passed while it waited for the chunk; not applied");
+  // An update that waited this long for the chunk is not applied.
+  if (!ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) r = ApplyInChain(map, *chain, u.target, u);
   UnlockChunk(chain_id, u.chunk);
+  EndUpdate(map.version());
   return r;
 }
 
@@ -637,17 +647,16 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
   // still be waiting on its own successor, and that attempt's cleanup (drop
   // the pending version) must not hit the retry's.
   const uint32_t chain_id = static_cast<uint32_t>(req.chain_id());
+  BeginUpdate(map.version());
   LockChunk(chain_id, u.chunk);
   uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
-  if (ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) {
-    UnlockChunk(chain_id, u.chunk);  // the sender has given up on this one
-    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
-                                      ": the forward's deadline passed while it waited for the chunk; not applied");
-  }
-  BeginUpdate(map.version());
-  auto r = ApplyInChain(map, *chain, u.target, u);
-  EndUpdate(map.version());
+  Result<ChunkMeta> r = Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
+                                                   ": the forward's deadline passed while it waited for the chunk; "
+                                                   "not applied");
+  // Not applied when the sender has given up on it.
+  if (!ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) r = ApplyInChain(map, *chain, u.target, u);
   UnlockChunk(chain_id, u.chunk);
+  EndUpdate(map.version());
   if (!r.ok()) return r.status();
   if (TestLateForward(u.chunk)) {
     LOG_WARN("test hook: answering the forward of " + Name(u.chunk) + " v" + std::to_string(u.version) + " " +
@@ -967,7 +976,7 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
       if (local.ok() && local->version >= m.version()) continue;
       need.push_back(&m);
     }
-    SLUICE_ASSIGN_OR_RETURN(uint64_t n, CopyChunks(target_id, peer, peer_target, need, "resync"));
+    SLUICE_ASSIGN_OR_RETURN(uint64_t n, CopyChunks(target_id, peer, peer_target, need, "resync", 30000));
     copied += n;
     if (lresp.done() || lresp.metas_size() == 0) break;
     after = lresp.metas(lresp.metas_size() - 1).chunk();
@@ -977,7 +986,8 @@ Result<uint64_t> DataServer::ResyncPass(uint32_t target_id, uint32_t peer_target
 }
 
 Result<uint64_t> DataServer::CopyChunks(uint32_t target_id, const rpc::Peer& peer, uint32_t peer_target,
-                                        std::span<const datasvc::ChunkMeta* const> need, const std::string& why) {
+                                        std::span<const datasvc::ChunkMeta* const> need, const std::string& why,
+                                        uint32_t timeout_ms) {
   ChunkStore* store = Store(target_id);
   uint64_t copied = 0;
   std::vector<char> buf;
@@ -997,7 +1007,7 @@ Result<uint64_t> DataServer::CopyChunks(uint32_t target_id, const rpc::Peer& pee
     }
     buf.resize(total);
     datasvc::BatchReadResponse rresp;
-    rpc::CallOptions co{30000};
+    rpc::CallOptions co{timeout_ms};
     co.recv_buf = buf.data();
     co.recv_cap = buf.size();
     auto rr = PeersRpc()->Call(peer, std::string(kSvc) + "BatchRead", rreq, &rresp, co);

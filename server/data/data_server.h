@@ -121,7 +121,8 @@ class DataServer {
   // one (Install at the peer's version); `why` prefixes errors ("resync").
   // Chunks removed on the peer meanwhile, or already newer here, are skipped.
   Result<uint64_t> CopyChunks(uint32_t target_id, const rpc::Peer& peer, uint32_t peer_target,
-                              std::span<const datasvc::ChunkMeta* const> need, const std::string& why);
+                              std::span<const datasvc::ChunkMeta* const> need, const std::string& why,
+                              uint32_t timeout_ms);
   // The successor answered a forward of version v with its own, different v
   // (see ApplyInChain): drop the local pending v, install the successor's
   // copy, and fail kBusy so the writer retries on top of it.
