@@ -294,9 +294,14 @@ void Client::RemoverLoop() {
   }
 }
 
-void Client::WaitRemovals() {
+bool Client::WaitRemovals(int timeout_ms) {
   std::unique_lock<std::mutex> l(removals_mu_);
-  removals_cv_.wait(l, [&] { return removals_.empty() && removals_running_ == 0; });
+  auto idle = [&] { return removals_.empty() && removals_running_ == 0; };
+  if (timeout_ms < 0) {
+    removals_cv_.wait(l, idle);
+    return true;
+  }
+  return removals_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), idle);
 }
 
 uint32_t Client::ChunkSizeOf(const InodeAttr& attr) const {
@@ -758,7 +763,9 @@ Result<meta::DirPage> Client::ReadDirAt(const Caller& caller, uint64_t dir, std:
 }
 
 Result<meta::StatFsResult> Client::StatFs() {
-  WaitRemovals();  // space freed by this client's unlinks shows at once
+  // Space freed by this client's unlinks shows at once, unless removals keep
+  // coming or the data servers do not answer: then df does not wait long.
+  WaitRemovals(2000);
   return meta_->StatFs();
 }
 

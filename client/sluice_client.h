@@ -281,8 +281,9 @@ class Client {
   // The same, on a background thread (waits while 4096 are queued).
   void RemoveDataLater(const InodeAttr& attr);
   // Returns once the data of every file queued by RemoveDataLater is gone
-  // (failures are logged, naming the inode).
-  void WaitRemovals();
+  // (failures are logged, naming the inode), or after timeout_ms (-1: no
+  // limit); false on timeout.
+  bool WaitRemovals(int timeout_ms = -1);
 
   // ---- Bulk IO for loaders.
   // Reads every item; items complete out of order, `on_done(i)` (if given)

@@ -111,15 +111,24 @@ class SluiceFs {
 
   // The kernel asks for security.capability before every write (a write must
   // drop it), so a mount would send one xattr RPC per write. Inodes found
-  // without it are remembered for attr_timeout, as attributes are; a
-  // setxattr or removexattr through this mount forgets the inode at once.
+  // without it are remembered for attr_timeout — the staleness the kernel
+  // already accepts for the mode bits it checks to drop setuid on a write
+  // (a capability set through another mount is dropped by writes here once
+  // that time has passed; attr_timeout 0 turns both off). A setxattr or
+  // removexattr through this mount forgets the inode at once, and a
+  // getxattr answer that raced one (the epoch moved) is not remembered.
   bool KnownWithoutCaps(uint64_t ino) {
     std::lock_guard<std::mutex> l(caps_mu);
     auto it = no_caps.find(ino);
     return it != no_caps.end() && std::chrono::steady_clock::now() < it->second;
   }
-  void NoCaps(uint64_t ino) {
+  uint64_t CapsEpoch() {
     std::lock_guard<std::mutex> l(caps_mu);
+    return caps_epoch;
+  }
+  void NoCaps(uint64_t ino, uint64_t epoch_seen) {
+    std::lock_guard<std::mutex> l(caps_mu);
+    if (epoch_seen != caps_epoch) return;
     if (no_caps.size() >= 65536) no_caps.clear();
     no_caps[ino] = std::chrono::steady_clock::now() +
                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -127,9 +136,11 @@ class SluiceFs {
   }
   void ForgetCaps(uint64_t ino) {
     std::lock_guard<std::mutex> l(caps_mu);
+    caps_epoch++;
     no_caps.erase(ino);
   }
   std::mutex caps_mu;
+  uint64_t caps_epoch = 0;  // setxattr/removexattr calls begun or ended
   std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_caps;
 };
 
@@ -398,7 +409,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   int flags = fi->flags;
   if (r->created) {
     flags &= ~O_TRUNC;
-    fs->NoCaps(r->attr.ino());  // a new file has no extended attributes
+    fs->NoCaps(r->attr.ino(), fs->CapsEpoch());  // a new file has no extended attributes
   }
   auto h = OpenHandle(fs, r->attr, flags);
   if (!h.ok()) return ReplyErr(req, h.status());
@@ -603,6 +614,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
   Fs(req)->ForgetCaps(ino);
   Status s = Fs(req)->client->SetXattr(CallerOf(req), ino, name, std::string_view(value, size),
                                        static_cast<uint32_t>(flags));
+  Fs(req)->ForgetCaps(ino);
   fuse_reply_err(req, s.ok() ? 0 : s.to_errno());
 }
 
@@ -610,9 +622,10 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   SluiceFs* fs = Fs(req);
   const bool caps = std::strcmp(name, kCapsXattr) == 0;
   if (caps && fs->KnownWithoutCaps(ino)) return (void)fuse_reply_err(req, ENODATA);
+  const uint64_t epoch = fs->CapsEpoch();
   auto r = fs->client->GetXattr(CallerOf(req), ino, name);
   if (!r.ok()) {
-    if (caps && r.status().to_errno() == ENODATA) fs->NoCaps(ino);
+    if (caps && r.status().to_errno() == ENODATA) fs->NoCaps(ino, epoch);
     return (void)fuse_reply_err(req, r.status().to_errno());
   }
   if (size == 0) return (void)fuse_reply_xattr(req, r->size());
@@ -636,6 +649,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Fs(req)->ForgetCaps(ino);
   Status s = Fs(req)->client->RemoveXattr(CallerOf(req), ino, name);
+  Fs(req)->ForgetCaps(ino);
   fuse_reply_err(req, s.ok() ? 0 : s.to_errno());
 }
 
