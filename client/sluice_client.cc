@@ -487,16 +487,9 @@ Status Client::Rename(std::string_view from, std::string_view to) {
 
 Result<std::vector<DirEntry>> Client::ListDir(std::string_view path) {
   SLUICE_ASSIGN_OR_RETURN(InodeAttr d, Resolve(path));
-  std::vector<DirEntry> out;
-  std::string cookie;
-  for (;;) {
-    auto page = meta_->ReadDir(caller_, d.ino(), cookie, 1024);
-    if (!page.ok()) return page.status().Prefix("readdir " + std::string(path));
-    for (auto& e : page->entries) out.push_back(std::move(e));
-    if (page->eof) break;
-    cookie = page->cookie;
-  }
-  return out;
+  auto all = meta_->ReadDirAll(caller_, d.ino());
+  if (!all.ok()) return all.status().Prefix("readdir " + std::string(path));
+  return all;
 }
 
 Result<std::unique_ptr<File>> Client::Open(std::string_view path, int flags, uint32_t mode) {
@@ -755,6 +748,10 @@ Status Client::RenameAt(const Caller& caller, uint64_t old_parent, std::string_v
     }
   }
   return Status::Ok();
+}
+
+Result<std::vector<meta::DirEntry>> Client::ReadDirAll(const Caller& caller, uint64_t dir) {
+  return meta_->ReadDirAll(caller, dir);
 }
 
 Result<meta::DirPage> Client::ReadDirAt(const Caller& caller, uint64_t dir, std::string_view cookie,

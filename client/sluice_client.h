@@ -262,6 +262,8 @@ class Client {
   // Like UnlinkAt for a replaced destination.
   Status RenameAt(const Caller& caller, uint64_t old_parent, std::string_view old_name, uint64_t new_parent,
                   std::string_view new_name, uint32_t flags, InodeAttr* orphan = nullptr);
+  // Every entry of a directory at once, the shards read concurrently.
+  Result<std::vector<meta::DirEntry>> ReadDirAll(const Caller& caller, uint64_t dir);
   Result<meta::DirPage> ReadDirAt(const Caller& caller, uint64_t dir, std::string_view cookie,
                                   uint32_t max_entries);
   Result<meta::StatFsResult> StatFs();

@@ -488,14 +488,9 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   SluiceFs* fs = Fs(req);
   meta::Caller c = CallerOf(req);
   auto d = std::make_unique<DirHandle>();
-  std::string cookie;
-  for (;;) {
-    auto page = fs->client->ReadDirAt(c, ino, cookie, 1024);
-    if (!page.ok()) return ReplyErr(req, page.status());
-    for (auto& e : page->entries) d->entries.push_back(std::move(e));
-    if (page->eof) break;
-    cookie = page->cookie;
-  }
+  auto all = fs->client->ReadDirAll(c, ino);
+  if (!all.ok()) return ReplyErr(req, all.status());
+  d->entries = std::move(*all);
   fi->fh = reinterpret_cast<uint64_t>(d.release());
   fuse_reply_open(req, fi);
 }

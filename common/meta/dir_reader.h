@@ -28,4 +28,10 @@ struct DirPage {
 Result<DirPage> ReadDirAcrossShards(const std::vector<ShardHandle*>& shards, const Caller& caller,
                                     uint64_t dir, std::string_view cookie, uint32_t max_entries);
 
+// Every entry of `dir` at once, in the same order, each shard's part paged
+// on its own thread so that the shards answer concurrently (what opendir on
+// a mount needs: it reads the whole directory).
+Result<std::vector<DirEntry>> ReadWholeDir(const std::vector<ShardHandle*>& shards, const Caller& caller,
+                                           uint64_t dir);
+
 }  // namespace sluice::meta

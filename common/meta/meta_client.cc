@@ -262,6 +262,15 @@ Status MetaClient::Rename(const Caller& c, uint64_t old_parent, std::string_view
   });
 }
 
+Result<std::vector<DirEntry>> MetaClient::ReadDirAll(const Caller& c, uint64_t dir) {
+  std::vector<DirEntry> out;
+  SLUICE_RETURN_IF_ERROR(Run([&](ShardRouter& r) {
+    SLUICE_ASSIGN_OR_RETURN(out, r.ReadDirAll(c, dir));
+    return Status::Ok();
+  }));
+  return out;
+}
+
 Result<DirPage> MetaClient::ReadDir(const Caller& c, uint64_t dir, std::string_view cookie,
                                     uint32_t max_entries) {
   DirPage out;

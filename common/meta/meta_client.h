@@ -109,6 +109,8 @@ class MetaClient {
   // flags: 0, kRenameNoReplace or kRenameExchange.
   Status Rename(const Caller& c, uint64_t old_parent, std::string_view old_name,
                 uint64_t new_parent, std::string_view new_name, uint32_t flags = 0);
+  // Every entry of a directory, the shards read concurrently (opendir).
+  Result<std::vector<DirEntry>> ReadDirAll(const Caller& c, uint64_t dir);
   // Up to max_entries (at most kMaxWireDirEntries per shard call) entries
   // after `cookie` (empty: from the start); pass page.cookie back until
   // page.eof. Each entry is returned once across pages. No "." / "..".

@@ -250,6 +250,10 @@ Status ShardRouter::Rename(const Caller& c, uint64_t old_parent, std::string_vie
   return RetryBusyStatus(busy_retry_ms_, [&] { return coordinator_->Rename(req); });
 }
 
+Result<std::vector<DirEntry>> ShardRouter::ReadDirAll(const Caller& c, uint64_t dir) {
+  return ReadWholeDir(shards_, c, dir);
+}
+
 Result<DirPage> ShardRouter::ReadDir(const Caller& c, uint64_t dir, std::string_view cookie,
                                      uint32_t max_entries) {
   return ReadDirAcrossShards(shards_, c, dir, cookie, max_entries);

@@ -55,6 +55,7 @@ class ShardRouter {
   Status Rmdir(const Caller& c, uint64_t parent, std::string_view name);
   Status Rename(const Caller& c, uint64_t old_parent, std::string_view old_name,
                 uint64_t new_parent, std::string_view new_name, uint32_t flags = 0);
+  Result<std::vector<DirEntry>> ReadDirAll(const Caller& c, uint64_t dir);
   Result<DirPage> ReadDir(const Caller& c, uint64_t dir, std::string_view cookie,
                           uint32_t max_entries);
   // Sum over every shard.

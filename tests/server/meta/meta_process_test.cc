@@ -115,6 +115,11 @@ TEST(MetaProcess, OpsAcrossTwoShards) {
   // Readdir across both shards, small pages, each entry once.
   EXPECT_EQ(ListAll(*c, a->ino(), 7), created);
   EXPECT_EQ(ListAll(*c, a->ino(), 1000), created);
+  auto whole = c->ReadDirAll(Root(), a->ino());  // both shards at once, over RPC
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  std::set<std::string> names;
+  for (auto& e : *whole) EXPECT_TRUE(names.insert(e.name()).second) << "twice: " << e.name();
+  EXPECT_EQ(names, created);
 
   // Attributes, symlinks, xattrs, length reports.
   auto f = c->Lookup(Root(), a->ino(), "f1");

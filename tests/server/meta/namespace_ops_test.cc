@@ -288,6 +288,7 @@ TEST_P(NamespaceOpsTest, PermissionBits) {
   EXPECT_CODE(ns().Mkdir(other, priv->ino(), "x", 0755), kPermission);
   EXPECT_CODE(ns().Unlink(other, priv->ino(), "secret"), kPermission);
   EXPECT_CODE(ns().ReadDir(other, priv->ino(), {}, 10), kPermission);
+  EXPECT_CODE(ns().ReadDirAll(other, priv->ino()), kPermission);
   EXPECT_CODE(ns().Rename(other, priv->ino(), "secret", work_, "stolen"), kPermission);
   EXPECT_CODE(ns().Rmdir(other, work_, "private") , kNotEmpty);
   // Group bits apply to group members.

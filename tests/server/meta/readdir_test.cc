@@ -34,6 +34,7 @@ TEST(ReadDirTest, HundredThousandEntriesListedExactlyOnce) {
     }
     std::unordered_set<std::string> seen;
     seen.reserve(kEntries);
+    std::vector<std::string> order;  // as paging returned them
     std::string cookie;
     int pages = 0;
     // Page sizes vary so that page ends fall everywhere, also on shard ends.
@@ -45,6 +46,7 @@ TEST(ReadDirTest, HundredThousandEntriesListedExactlyOnce) {
       for (auto& e : page->entries) {
         ASSERT_TRUE(seen.insert(e.name()).second) << "listed twice: " << e.name();
         ASSERT_EQ(e.type(), FILE_TYPE_REGULAR);
+        order.push_back(e.name());
       }
       ++pages;
       cookie = page->cookie;
@@ -55,6 +57,12 @@ TEST(ReadDirTest, HundredThousandEntriesListedExactlyOnce) {
     for (int i = 0; i < kEntries; i += 997) {
       EXPECT_TRUE(seen.count("sample_" + std::to_string(i) + ".jpg"));
     }
+    // The whole directory at once (the shards read concurrently): the same
+    // entries in the same order.
+    auto all = c.ns().ReadDirAll(User(), d->ino());
+    ASSERT_OK(all);
+    ASSERT_EQ(all->size(), order.size());
+    for (size_t i = 0; i < order.size(); ++i) ASSERT_EQ((*all)[i].name(), order[i]) << "entry " << i;
     // A cookie resumes the same listing after a restart.
     auto first = c.ns().ReadDir(User(), d->ino(), {}, 60000);
     ASSERT_OK(first);
