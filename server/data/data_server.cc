@@ -302,11 +302,19 @@ Result<rpc::Peer> DataServer::PeerOfTarget(const mgmt::ClusterMap& map, uint32_t
 
 // ----------------------------------------------------------- chunk locks --
 
-void DataServer::LockChunk(uint32_t chain_id, const ChunkId& chunk) {
+bool DataServer::LockChunk(uint32_t chain_id, const ChunkId& chunk, uint64_t deadline_ns) {
   auto key = std::make_tuple(chain_id, chunk.inode, chunk.index);
   std::unique_lock<std::mutex> l(lock_mu_);
-  lock_cv_.wait(l, [&] { return !locked_.count(key); });
+  auto free = [&] { return !locked_.count(key); };
+  if (deadline_ns == 0) {
+    lock_cv_.wait(l, free);
+  } else {
+    const uint64_t now = NowNanos();
+    auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(deadline_ns > now ? deadline_ns - now : 0);
+    if (!lock_cv_.wait_until(l, until, free)) return false;
+  }
   locked_.insert(key);
+  return true;
 }
 
 void DataServer::UnlockChunk(uint32_t chain_id, const ChunkId& chunk) {
@@ -513,7 +521,11 @@ Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_
   // In progress under this map from before the wait for the chunk, so that
   // a resync listing built against a newer map waits for it (WaitUpdatesBefore).
   BeginUpdate(map.version());
-  LockChunk(chain_id, u.chunk);
+  if (!LockChunk(chain_id, u.chunk, ctx.deadline_ns())) {
+    EndUpdate(map.version());
+    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + ": the call's deadline passed while it "
+                                                                      "waited for the chunk; not applied");
+  }
   // 10% of the call's budget (at most 1 s) short of the deadline: the caller
   // may give up (and retry, and write newer bytes) a little before the
   // server's deadline, which runs from when the request arrived.
@@ -648,7 +660,11 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
   // the pending version) must not hit the retry's.
   const uint32_t chain_id = static_cast<uint32_t>(req.chain_id());
   BeginUpdate(map.version());
-  LockChunk(chain_id, u.chunk);
+  if (!LockChunk(chain_id, u.chunk, ctx.deadline_ns())) {
+    EndUpdate(map.version());
+    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
+                                      ": the forward's deadline passed while it waited for the chunk; not applied");
+  }
   uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
   Result<ChunkMeta> r = Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
                                                    ": the forward's deadline passed while it waited for the chunk; "

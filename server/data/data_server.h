@@ -129,9 +129,11 @@ class DataServer {
   Status AdoptSuccessorVersion(const mgmt::ClusterMap& map, uint32_t chain_id, uint32_t my_target,
                                uint32_t next, const Update& u, const ChunkMeta& down);
 
-  // Per-(chain, chunk) exclusion at the head: an exact key table, so two heads
-  // forwarding to each other can never wait on each other's unrelated chunk.
-  void LockChunk(uint32_t chain_id, const ChunkId& chunk);
+  // Per-(chain, chunk) exclusion at every member: an exact key table, so two
+  // heads forwarding to each other can never wait on each other's unrelated
+  // chunk. Waits until the monotonic deadline_ns (0: no limit); false if it
+  // passed, so a stuck chunk cannot hold every handler thread past its calls.
+  bool LockChunk(uint32_t chain_id, const ChunkId& chunk, uint64_t deadline_ns);
   void UnlockChunk(uint32_t chain_id, const ChunkId& chunk);
 
   DataServerOptions options_;
