@@ -712,6 +712,10 @@ Status Client::UnlinkAt(const Caller& caller, uint64_t parent, std::string_view 
   // it refuses directories with EISDIR itself).
   InodeAttr victim;
   SLUICE_RETURN_IF_ERROR(meta_->Unlink(caller, parent, name, &victim));
+  if (victim.ino() == 0) {
+    LOG_WARN("unlink of '" + std::string(name) + "' in " + meta::InoString(parent) +
+             ": the meta server did not say which inode it removed (an older server?); its data is not removed");
+  }
   if (victim.type() == meta::FILE_TYPE_REGULAR && victim.nlink() == 0 && victim.ino() != 0) {
     if (orphan) {
       *orphan = victim;

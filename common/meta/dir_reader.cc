@@ -1,5 +1,6 @@
 #include "common/meta/dir_reader.h"
 
+#include <exception>
 #include <thread>
 
 namespace sluice::meta {
@@ -75,22 +76,37 @@ Result<std::vector<DirEntry>> ReadWholeDir(const std::vector<ShardHandle*>& shar
   SLUICE_RETURN_IF_ERROR(CheckReadableDir(shards, caller, dir, "readdir " + InoString(dir)));
   std::vector<std::vector<DirEntry>> parts(n);
   std::vector<Status> status(n);
-  auto read_shard = [&](size_t s) {
-    std::string after;
-    for (;;) {
-      auto page = shards[s]->ReadDirShard(dir, after, kWholeDirPage);
-      if (!page.ok()) {
-        status[s] = page.status();
-        return;
+  auto read_shard = [&](size_t s) noexcept {
+    try {
+      std::string after;
+      for (;;) {
+        auto page = shards[s]->ReadDirShard(dir, after, kWholeDirPage);
+        if (!page.ok()) {
+          status[s] = page.status();
+          return;
+        }
+        for (auto& e : page->entries) parts[s].push_back(std::move(e));
+        if (!page->more) return;
+        after = parts[s].back().name();
       }
-      for (auto& e : page->entries) parts[s].push_back(std::move(e));
-      if (!page->more) return;
-      after = parts[s].back().name();
+    } catch (const std::exception& e) {
+      status[s] = Status(Code::kInternal, "readdir " + InoString(dir) + " on shard " + std::to_string(s) + ": " +
+                                              e.what());
     }
   };
   std::vector<std::thread> threads;
-  for (size_t s = 1; s < n; s++) threads.emplace_back(read_shard, s);
+  threads.reserve(n);
+  size_t here_from = n;  // shards read on this thread because no thread could start
+  for (size_t s = 1; s < n; s++) {
+    try {
+      threads.emplace_back(read_shard, s);
+    } catch (const std::exception&) {
+      here_from = s;
+      break;
+    }
+  }
   read_shard(0);
+  for (size_t s = here_from; s < n; s++) read_shard(s);
   for (std::thread& t : threads) t.join();
   std::vector<DirEntry> all;
   size_t total = 0;

@@ -484,7 +484,7 @@ Status DataServer::AdoptSuccessorVersion(const mgmt::ClusterMap& map, uint32_t c
   datasvc::ChunkMeta m;
   ToWire(u.chunk, m.mutable_chunk());
   m.set_version(down.version);
-  m.set_length(std::max(down.length, u.chunk_size));  // the whole chunk, even if it grew since
+  m.set_length(down.length);  // if the chunk changed since, the copy fails and the retry sorts it out
   const datasvc::ChunkMeta* one = &m;
   auto n = CopyChunks(my_target, *peer, next, std::span<const datasvc::ChunkMeta* const>(&one, 1), "adopt",
                       options_.forward_timeout_ms);

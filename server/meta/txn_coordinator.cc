@@ -391,7 +391,20 @@ Status TxnCoordinator::Unlink(const Caller& caller, uint64_t parent, std::string
   ops[InodeShard(victim.ino())].push_back(AdjustInode(victim.ino(), -1));
   SLUICE_RETURN_IF_ERROR(RunTxn(desc, ops));
   if (out) {
-    victim.set_nlink(victim.nlink() > 1 ? victim.nlink() - 1 : 0);
+    // The link count as it is now, not as it was looked up: a link or unlink
+    // of another name may have committed in between. Gone means this was the
+    // last name (or a concurrent unlink's: removing the data twice is
+    // harmless); a failed look says "not the last" so no data is removed.
+    auto now = shards_[InodeShard(victim.ino())]->GetAttr(victim.ino());
+    if (now.ok()) {
+      victim.set_nlink(now->nlink());
+    } else {
+      if (now.status().code() != Code::kNotFound) {
+        LOG_WARN(desc + ": link count after the unlink unknown (" + now.status().ToString() +
+                 "); its data is kept");
+      }
+      victim.set_nlink(now.status().code() == Code::kNotFound ? 0 : 1);
+    }
     *out = std::move(victim);
   }
   return Status::Ok();
