@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "client/read_buffers.h"
 #include "common/auth.h"
@@ -128,6 +129,8 @@ struct InodeState {
   std::multimap<uint64_t, uint64_t> inflight_ranges;
   // Nothing buffered and nothing being written.
   bool Idle() const { return wb.empty() && inflight_ranges.empty(); }
+  // The failure of a write sent in the background, reported once (mu held).
+  Status TakeError() { return std::exchange(error, Status::Ok()); }
   bool OverlapsInflight(uint64_t off, uint64_t end) const {
     for (const auto& [o, e] : inflight_ranges) {
       if (o >= end) break;
@@ -604,11 +607,7 @@ Status Client::FlushInode(uint64_t ino) {
   std::unique_lock<std::mutex> l(st->mu);
   WriteBufferNow(st->attr, st, l);
   st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
-  if (!st->error.ok()) {
-    Status e = st->error;
-    st->error = Status::Ok();
-    return e;
-  }
+  if (Status e = st->TakeError(); !e.ok()) return e;
   if (!st->dirty) return Status::Ok();
   uint64_t size = st->size;
   l.unlock();
@@ -638,11 +637,8 @@ Result<InodeAttr> Client::SetAttr(const meta::SetAttrRequest& req) {
   // Everything written before the truncate lands before it.
   WriteBufferNow(cur, st, l);
   st->cv.wait(l, [&] { return st->inflight_ranges.empty(); });
-  if (!st->error.ok()) {  // a write before the truncate failed: say so, change nothing
-    Status e = st->error;
-    st->error = Status::Ok();
-    return e;
-  }
+  // A write before the truncate failed: say so, change nothing.
+  if (Status e = st->TakeError(); !e.ok()) return e;
   uint64_t old_size = std::max(st->size, cur.size());
   uint64_t new_size = req.size();
   if (new_size < old_size) SLUICE_RETURN_IF_ERROR(TruncateData(cur, old_size, new_size));
@@ -715,8 +711,9 @@ Status Client::UnlinkAt(const Caller& caller, uint64_t parent, std::string_view 
   if (victim.ino() == 0) {
     LOG_WARN("unlink of '" + std::string(name) + "' in " + meta::InoString(parent) +
              ": the meta server did not say which inode it removed (an older server?); its data is not removed");
+    return Status::Ok();
   }
-  if (victim.type() == meta::FILE_TYPE_REGULAR && victim.nlink() == 0 && victim.ino() != 0) {
+  if (victim.type() == meta::FILE_TYPE_REGULAR && victim.nlink() == 0) {
     if (orphan) {
       *orphan = victim;
       return Status::Ok();
@@ -1207,12 +1204,7 @@ Status File::FlushBuffer(bool wait) {
     l.lock();
   }
   if (wait) st_->cv.wait(l, [&] { return st_->inflight_ranges.empty(); });
-  if (!st_->error.ok()) {
-    Status e = st_->error;
-    st_->error = Status::Ok();
-    return e;
-  }
-  return Status::Ok();
+  return st_->TakeError();
 }
 
 Result<size_t> File::Pwrite(const void* buf, size_t n, uint64_t offset) {
@@ -1223,11 +1215,7 @@ Result<size_t> File::Pwrite(const void* buf, size_t n, uint64_t offset) {
   const size_t cap = client_->options_.write_behind_bytes;
   {
     std::unique_lock<std::mutex> l(st_->mu);
-    if (!st_->error.ok()) {
-      Status e = st_->error;
-      st_->error = Status::Ok();
-      return e;
-    }
+    if (Status e = st_->TakeError(); !e.ok()) return e;
     st_->gen++;
     st_->dirty = true;
     st_->size = std::max(st_->size, offset + n);

@@ -3,6 +3,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <cstring>
 
@@ -518,25 +519,31 @@ Result<ChunkMeta> DataServer::ApplyAtHead(rpc::CallContext& ctx, uint32_t chain_
                                        (serving.empty() ? " (no serving member)" : ""));
   }
   ctx.set_map_version(map.version());
+  return ApplyLocked(ctx, map, *chain, u);
+}
+
+Result<ChunkMeta> DataServer::ApplyLocked(rpc::CallContext& ctx, const mgmt::ClusterMap& map,
+                                          const mgmt::ChainInfo& chain, Update& u) {
+  const uint32_t chain_id = static_cast<uint32_t>(chain.id());
   // In progress under this map from before the wait for the chunk, so that
   // a resync listing built against a newer map waits for it (WaitUpdatesBefore).
   BeginUpdate(map.version());
-  if (!LockChunk(chain_id, u.chunk, ctx.deadline_ns())) {
-    EndUpdate(map.version());
-    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + ": the call's deadline passed while it "
-                                                                      "waited for the chunk; not applied");
+  const bool locked = LockChunk(chain_id, u.chunk, ctx.deadline_ns());
+  // Not applied within 10% of the call's budget (at most 1 s) of its
+  // deadline: the caller may give up (and retry, and write newer bytes) a
+  // little before the server's deadline, which runs from when the request
+  // arrived.
+  const uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
+  std::optional<Result<ChunkMeta>> r;
+  if (locked && !ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) {
+    r = ApplyInChain(map, chain, u.target, u);
   }
-  // 10% of the call's budget (at most 1 s) short of the deadline: the caller
-  // may give up (and retry, and write newer bytes) a little before the
-  // server's deadline, which runs from when the request arrived.
-  uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
-  Result<ChunkMeta> r = Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) +
-                                                   ": the call's deadline passed while it waited for the chunk; not applied");
-  // An update that waited this long for the chunk is not applied.
-  if (!ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) r = ApplyInChain(map, *chain, u.target, u);
-  UnlockChunk(chain_id, u.chunk);
+  if (locked) UnlockChunk(chain_id, u.chunk);
   EndUpdate(map.version());
-  return r;
+  if (r) return std::move(*r);
+  return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) +
+                                    (u.version ? " v" + std::to_string(u.version) : std::string()) +
+                                    ": the call's deadline passed while it waited for the chunk; not applied");
 }
 
 // -------------------------------------------------------------- handlers --
@@ -658,21 +665,7 @@ Status DataServer::HandleForward(rpc::CallContext& ctx, const datasvc::ForwardUp
   // forward timed out retries the same version while the first attempt may
   // still be waiting on its own successor, and that attempt's cleanup (drop
   // the pending version) must not hit the retry's.
-  const uint32_t chain_id = static_cast<uint32_t>(req.chain_id());
-  BeginUpdate(map.version());
-  if (!LockChunk(chain_id, u.chunk, ctx.deadline_ns())) {
-    EndUpdate(map.version());
-    return Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
-                                      ": the forward's deadline passed while it waited for the chunk; not applied");
-  }
-  uint64_t budget_ns = uint64_t{ctx.header().deadline_ms()} * 1000000;
-  Result<ChunkMeta> r = Status(Code::kTimeout, T(u.target) + " " + Name(u.chunk) + " v" + std::to_string(u.version) +
-                                                   ": the forward's deadline passed while it waited for the chunk; "
-                                                   "not applied");
-  // Not applied when the sender has given up on it.
-  if (!ctx.expired_within(std::min<uint64_t>(budget_ns / 10, 1000000000ull))) r = ApplyInChain(map, *chain, u.target, u);
-  UnlockChunk(chain_id, u.chunk);
-  EndUpdate(map.version());
+  auto r = ApplyLocked(ctx, map, *chain, u);
   if (!r.ok()) return r.status();
   if (TestLateForward(u.chunk)) {
     LOG_WARN("test hook: answering the forward of " + Name(u.chunk) + " v" + std::to_string(u.version) + " " +

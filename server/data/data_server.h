@@ -129,6 +129,11 @@ class DataServer {
   Status AdoptSuccessorVersion(const mgmt::ClusterMap& map, uint32_t chain_id, uint32_t my_target,
                                uint32_t next, const Update& u, const ChunkMeta& down);
 
+  // ApplyInChain under the chunk's lock, counted as in progress under `map`
+  // (BeginUpdate) from before the wait; kTimeout, not applied, when the
+  // call's deadline comes first.
+  Result<ChunkMeta> ApplyLocked(rpc::CallContext& ctx, const mgmt::ClusterMap& map, const mgmt::ChainInfo& chain,
+                                Update& u);
   // Per-(chain, chunk) exclusion at every member: an exact key table, so two
   // heads forwarding to each other can never wait on each other's unrelated
   // chunk. Waits until the monotonic deadline_ns (0: no limit); false if it
