@@ -117,9 +117,12 @@ class SluiceFs {
   // that time has passed; attr_timeout 0 turns both off). A setxattr or
   // removexattr through this mount forgets the inode at once, and a
   // getxattr answer that raced one (the epoch moved) is not remembered.
-  bool KnownWithoutCaps(uint64_t ino) {
+  // True when the inode is known to have none; else *epoch is what NoCaps
+  // must see unchanged to remember an answer about to be asked for.
+  bool KnownWithoutCaps(uint64_t ino, uint64_t* epoch) {
     std::lock_guard<std::mutex> l(caps_mu);
     auto it = no_caps.find(ino);
+    *epoch = caps_epoch;
     return it != no_caps.end() && std::chrono::steady_clock::now() < it->second;
   }
   uint64_t CapsEpoch() {
@@ -616,8 +619,8 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   SluiceFs* fs = Fs(req);
   const bool caps = std::strcmp(name, kCapsXattr) == 0;
-  if (caps && fs->KnownWithoutCaps(ino)) return (void)fuse_reply_err(req, ENODATA);
-  const uint64_t epoch = fs->CapsEpoch();
+  uint64_t epoch = 0;
+  if (caps && fs->KnownWithoutCaps(ino, &epoch)) return (void)fuse_reply_err(req, ENODATA);
   auto r = fs->client->GetXattr(CallerOf(req), ino, name);
   if (!r.ok()) {
     if (caps && r.status().to_errno() == ENODATA) fs->NoCaps(ino, epoch);
